@@ -1,7 +1,8 @@
 """The `appliance` command: global options, subcommands, and the one place where errors end the run.
 
-Each subcommand appears only once it works. Commands call `appliance.api` and render the result;
-errors propagate to `main`, which prints expected failures as `error:`/`hint:` and bugs with a
+Each subcommand appears only once it works. Topic commands live in their own modules
+(`appliance.cli.<topic>`) and are registered at the bottom of this file. Commands call `appliance.api`
+and render the result; errors propagate to `main`, which prints expected failures as `error:`/`hint:` and bugs with a
 traceback (`appliance.cli.report`).
 """
 
@@ -9,31 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
 import click
-from rich.console import Console
 
 from appliance import api, errors
 from appliance.cli import render, report
-
-
-@dataclass
-class State:
-    """Global options, shared by every subcommand (click's `obj`)."""
-
-    verbose: int = 0
-    config_file: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    out: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
-
-    def load_config(self, **flags: Any) -> api.Loaded:
-        return api.load_config(config_file=self.config_file, overrides=self.overrides, flags=flags)
-
-
-pass_state = click.make_pass_decorator(State)
+from appliance.cli.state import State, pass_state
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -126,6 +108,9 @@ def config_show(state: State, as_json: bool, sources: bool) -> None:
     click.echo(api.config_as_yaml(loaded), nl=False)
     if sources:
         state.out.print(render.sources_table(data))
+
+
+# Topic command modules register here, one line each: cli.add_command(<module>.<group>)
 
 
 def main(argv: list[str] | None = None) -> None:
