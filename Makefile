@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit integration e2e clean
+.PHONY: doctor test lint unit integration e2e clean
 
 # Create or update the virtualenv when pyproject.toml changes; the package is installed editable.
 $(STAMP): pyproject.toml
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Install into .venv and check that this host can run the appliance (the bring-up entry point
+# until `appliance up` lands).
+doctor: $(STAMP)
+	$(BIN)/appliance doctor
 
 lint: $(STAMP)
 	$(BIN)/ruff check appliance tui tests benchmarks

@@ -86,6 +86,14 @@ class Config(pydantic.BaseModel):
             raise ValueError("must be lowercase letters, digits and '-', at most 32 characters")
         return value
 
+    @pydantic.field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on`/`off` as a boolean; take it as the user meant it.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
     @pydantic.field_validator("kubernetes_version")
     @classmethod
     def _k8s_version(cls, value: str) -> str:
