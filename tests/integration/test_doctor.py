@@ -98,7 +98,8 @@ def test_dead_docker_socket_fails_with_hint_and_no_traceback(run_cli: RunCli, tm
     result = run_cli("doctor", env={"DOCKER_HOST": dead})
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
-    assert "error: 1 of 12 checks failed: docker" in result.stderr
+    error_line = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert "checks failed:" in error_line and "docker" in error_line
     assert "hint:" in result.stderr
 
     as_json = run_cli("doctor", "--json", env={"DOCKER_HOST": dead})
