@@ -1,9 +1,13 @@
-"""Build Go programs from their module source with `go install module@version`, cached.
+"""Build Go programs from their module source, cached.
 
 DESIGN.md §4: no container registry is reachable, so MinIO, kind and friends are built from the Go
-module proxy. A binary lands in `<cache>/go/bin/<name>-<version>-<recipe hash>/<name>`; a second call
-with the same recipe returns that path at once. The Go build cache is shared, so a rebuild after a
-small change is fast too.
+module proxy with `go install package@version`. Modules that carry replace directives
+(`k8s.io/kubernetes` points its staging modules at `./staging/...`) cannot be `go install`ed; for
+those a recipe names `staging_version`, and the build writes a wrapper module that requires the
+module and replaces each staging module with its published version, then runs `go build` in it.
+
+A binary lands in `<cache>/go/bin/<name>-<version>-<recipe hash>/<name>`; a second call with the
+same recipe returns that path at once. The Go build cache is shared, so rebuilds are fast too.
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ class GoBinary:
     version: str  # a module version or pseudo-version, never "latest"
     ldflags: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
+    module: str = ""  # the module holding `package`; needed only with `staging_version`
+    staging_version: str = ""  # build in a wrapper module that pins staging modules to this version
 
     def recipe_hash(self) -> str:
         recipe = {"package": self.package, "version": self.version, "ldflags": self.ldflags, "env": dict(self.env)}
+        if self.staging_version:
+            recipe |= {"module": self.module, "staging_version": self.staging_version}
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
     def target(self, cache_dir: Path) -> Path:
@@ -65,18 +73,17 @@ def build(
     staging = target.parent.with_name(target.parent.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    argv: list[str] = [go, "install", "-trimpath"]
-    if binary.ldflags:
-        argv.append(f"-ldflags={binary.ldflags}")
-    argv.append(f"{binary.package}@{binary.version}")
-    env = {"GOBIN": str(staging), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", **binary.env}
-    exec_mod.run(
-        argv,
-        env=env,
-        timeout=timeout,
-        on_line=on_line,
-        hint=f"check that the Go module proxy is reachable and {binary.package}@{binary.version} exists",
-    )
+    flags = ["-trimpath", *([f"-ldflags={binary.ldflags}"] if binary.ldflags else [])]
+    env = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", **binary.env}
+    hint = f"check that the Go module proxy is reachable and {binary.package}@{binary.version} exists"
+    if binary.staging_version:
+        workdir = wrapper_module(go, binary, cache_dir)
+        argv = [go, "build", *flags, "-o", str(staging / binary.name), binary.package]
+        exec_mod.run(argv, env={**env, "GOFLAGS": "-buildvcs=false -mod=mod"}, cwd=str(workdir),
+                     timeout=timeout, on_line=on_line, hint=hint)  # fmt: skip
+    else:
+        argv = [go, "install", *flags, f"{binary.package}@{binary.version}"]
+        exec_mod.run(argv, env={**env, "GOBIN": str(staging)}, timeout=timeout, on_line=on_line, hint=hint)
     built = staging / binary.name
     if not built.is_file():
         raise errors.ApplianceError(
@@ -86,6 +93,63 @@ def build(
     shutil.rmtree(target.parent, ignore_errors=True)
     staging.rename(target.parent)
     return target
+
+
+def wrapper_module(go: str, binary: GoBinary, cache_dir: Path) -> Path:
+    """Write (once) a module that requires `binary.module` and pins its staging modules.
+
+    The staging list is read from the module's own go.mod (`k8s.io/api => ./staging/src/k8s.io/api`),
+    so a version bump needs no hand-kept list.
+    """
+    key = hashlib.sha256(f"{binary.module}@{binary.version}+{binary.staging_version}".encode()).hexdigest()[:12]
+    workdir = cache_dir / "go" / "wrappers" / f"{binary.module.replace('/', '_')}-{binary.version}-{key}"
+    gomod = workdir / "go.mod"
+    if gomod.is_file():
+        return workdir
+    info = json.loads(
+        exec_mod.run(
+            [go, "mod", "download", "-json", f"{binary.module}@{binary.version}"],
+            timeout=GO_BUILD_TIMEOUT,
+            hint=f"check that the Go module proxy is reachable and {binary.module}@{binary.version} exists",
+        ).stdout
+    )
+    staging = staging_modules(Path(info["GoMod"]).read_text())
+    if not staging:
+        raise errors.ApplianceError(
+            f"{binary.module}@{binary.version} has no ./staging replace directives",
+            hint="drop staging_version from its recipe and build it with go install",
+        )
+    text = wrapper_gomod(binary.module, binary.version, binary.staging_version, staging)
+    workdir.mkdir(parents=True, exist_ok=True)
+    partial = workdir / "go.mod.partial"
+    partial.write_text(text)
+    partial.rename(gomod)
+    return workdir
+
+
+def staging_modules(gomod: str) -> list[str]:
+    """Modules that a go.mod replaces with a path under ./staging/ (single-line or block form)."""
+    found = []
+    for line in gomod.splitlines():
+        parts = line.split()
+        arrow = parts.index("=>") if "=>" in parts else -1
+        if 0 < arrow < len(parts) - 1 and parts[arrow + 1].startswith("./staging/"):
+            found.append(parts[1] if parts[0] == "replace" else parts[0])
+    return sorted(found)
+
+
+def wrapper_gomod(module: str, version: str, staging_version: str, staging: list[str]) -> str:
+    lines = [
+        "module odh-appliance.local/gobuild",
+        "",
+        "go 1.24.0",
+        "",
+        f"require {module} {version}",
+        "",
+        *(f"replace {name} => {name} {staging_version}" for name in sorted(staging)),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def build_all(binaries: Sequence[GoBinary], cache_dir: Path) -> dict[str, Path]:
