@@ -36,7 +36,9 @@ class GoBinary:
     ldflags: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     module: str = ""  # the module holding `package`; needed only with `staging_version`
-    staging_version: str = ""  # build in a wrapper module that pins staging modules to this version
+    # Build in a wrapper module that pins every module the upstream go.mod replaces with a local path
+    # (Kubernetes' staging modules, etcd's api/client/pkg) to this published version.
+    staging_version: str = ""
 
     def recipe_hash(self) -> str:
         recipe = {"package": self.package, "version": self.version, "ldflags": self.ldflags, "env": dict(self.env)}
@@ -116,7 +118,7 @@ def wrapper_module(go: str, binary: GoBinary, cache_dir: Path) -> Path:
     staging = staging_modules(Path(info["GoMod"]).read_text())
     if not staging:
         raise errors.ApplianceError(
-            f"{binary.module}@{binary.version} has no ./staging replace directives",
+            f"{binary.module}@{binary.version} replaces no required module with a local path",
             hint="drop staging_version from its recipe and build it with go install",
         )
     text = wrapper_gomod(binary.module, binary.version, binary.staging_version, staging)
@@ -128,14 +130,33 @@ def wrapper_module(go: str, binary: GoBinary, cache_dir: Path) -> Path:
 
 
 def staging_modules(gomod: str) -> list[str]:
-    """Modules that a go.mod replaces with a path under ./staging/ (single-line or block form)."""
-    found = []
-    for line in gomod.splitlines():
+    """Required modules that a go.mod replaces with a local path (k8s: `./staging/...`, etcd: `../api`).
+
+    Replacements of modules that are not required (etcd's `=> ./FORBIDDEN_DEPENDENCY` guards) are left out.
+    """
+    required: set[str] = set()
+    local: set[str] = set()
+    block = ""
+    for raw in gomod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if line.endswith("("):
+            block = line[:-1].strip()
+            continue
+        if line == ")":
+            block = ""
+            continue
         parts = line.split()
-        arrow = parts.index("=>") if "=>" in parts else -1
-        if 0 < arrow < len(parts) - 1 and parts[arrow + 1].startswith("./staging/"):
-            found.append(parts[1] if parts[0] == "replace" else parts[0])
-    return sorted(found)
+        if parts and parts[0] in ("require", "replace"):
+            kind, parts = parts[0], parts[1:]
+        else:
+            kind = block
+        if kind == "require" and len(parts) >= 2:
+            required.add(parts[0])
+        elif kind == "replace" and "=>" in parts:
+            target = parts[parts.index("=>") + 1 :]
+            if target and target[0].startswith(("./", "../")):
+                local.add(parts[0])
+    return sorted(local & required)
 
 
 def wrapper_gomod(module: str, version: str, staging_version: str, staging: list[str]) -> str:

@@ -55,3 +55,26 @@ def binary(command: str, version: str) -> GoBinary:
 
 def binaries(version: str) -> list[GoBinary]:
     return [binary(command, version) for command in COMMANDS]
+
+
+# The add-on versions kubeadm 1.34 asks for (`kubeadm config images list`); `control_plane_images`
+# checks them against what the built kubeadm prints, so a Kubernetes bump cannot drift silently.
+ETCD_VERSION = "3.6.4"
+COREDNS_VERSION = "1.12.1"
+PAUSE_VERSION = "3.10.1"
+
+ETCD = GoBinary(
+    name="etcd",
+    package="go.etcd.io/etcd/server/v3",
+    version=f"v{ETCD_VERSION}",
+    module="go.etcd.io/etcd/server/v3",
+    staging_version=f"v{ETCD_VERSION}",
+    ldflags="-s -w",
+)
+
+COREDNS = GoBinary(
+    name="coredns",
+    package="github.com/coredns/coredns",
+    version=f"v{COREDNS_VERSION}",
+    ldflags="-s -w",
+)

@@ -16,8 +16,11 @@ go 1.24.0
 
 require (
 \tk8s.io/api v0.0.0
+\tk8s.io/client-go v0.0.0
 \tgithub.com/spf13/cobra v1.9.1
 )
+
+require k8s.io/kubelet v0.0.0
 
 replace (
 \tk8s.io/api => ./staging/src/k8s.io/api
@@ -29,8 +32,36 @@ replace k8s.io/kubelet => ./staging/src/k8s.io/kubelet
 """
 
 
+ETCD_GOMOD = """module go.etcd.io/etcd/server/v3
+
+require (
+\tgo.etcd.io/etcd/api/v3 v3.6.4
+\tgo.etcd.io/etcd/client/v3 v3.6.4 // indirect
+)
+
+require go.etcd.io/etcd/pkg/v3 v3.6.4
+
+replace (
+\tgo.etcd.io/etcd/api/v3 => ../api
+\tgo.etcd.io/etcd/client/v3 => ../client/v3
+\tgo.etcd.io/etcd/pkg/v3 => ../pkg
+)
+
+// Bad imports are sometimes causing attempts to pull that code.
+replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+"""
+
+
 def test_staging_modules_from_block_and_single_line() -> None:
     assert gobuild.staging_modules(K8S_GOMOD) == ["k8s.io/api", "k8s.io/client-go", "k8s.io/kubelet"]
+
+
+def test_local_replacements_skip_forbidden_guards() -> None:
+    assert gobuild.staging_modules(ETCD_GOMOD) == [
+        "go.etcd.io/etcd/api/v3",
+        "go.etcd.io/etcd/client/v3",
+        "go.etcd.io/etcd/pkg/v3",
+    ]
 
 
 def test_wrapper_gomod_pins_every_staging_module() -> None:
