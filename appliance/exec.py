@@ -128,6 +128,9 @@ def run(
         except subprocess.TimeoutExpired:
             stdout, stderr = _kill(proc)
             raise _timeout_error(argv, timeout, stdout + stderr, hint) from None
+        except BaseException:  # Ctrl-C: the child runs in its own session, so stop it ourselves
+            _kill(proc)
+            raise
     else:
         stdout, stderr = _stream(proc, input, timeout, on_line, argv, hint), ""
 
@@ -172,6 +175,9 @@ def _stream(
         _kill(proc)
         reader.join(timeout=5)
         raise _timeout_error(argv, timeout, "\n".join(lines), hint) from None
+    except BaseException:
+        _kill(proc)
+        raise
     reader.join(timeout=5)
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +80,25 @@ def test_which_prefers_extra_dirs(tmp_path: Path) -> None:
     own.chmod(0o755)
     assert exec_mod.which("sh", [str(tmp_path)]) == str(own)
     assert exec_mod.which("sh") != str(own)
+
+
+def test_interrupt_stops_the_child() -> None:
+    """Ctrl-C in the appliance must not leave the command running (it has its own session)."""
+    marker = f"odh-exec-interrupt-{time.monotonic_ns()}"
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            exec_mod.run(["bash", "-c", f"exec -a {marker} sleep 30"], timeout=20)
+    finally:
+        timer.cancel()
+    time.sleep(0.2)
+    alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).startswith(marker)]
+    assert alive == []
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
