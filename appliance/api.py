@@ -4,15 +4,26 @@ Kubernetes or the host directly; everything below it is reached through these fu
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import appliance
-from appliance import config, errors
+from appliance import config, errors, progress
+from appliance.bundle import build as bundle_build_mod
+from appliance.bundle import contents as bundle_contents
+from appliance.bundle import load as bundle_load_mod
+from appliance.bundle import sign as bundle_sign
+from appliance.bundle import verify as bundle_verify_mod
 from appliance.doctor import checks, facts
+from appliance.images import base as base_image_mod
+from appliance.images import build as image_build
+from appliance.images import catalog as images_catalog
+from appliance.images import engine as images_engine
 
 # Re-exported for front ends, which may not import the lower layers themselves.
 ApplianceError = errors.ApplianceError
@@ -88,3 +99,119 @@ def version_info() -> dict[str, str]:
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "executable": sys.executable,
     }
+
+
+# --- images and bundles (DESIGN.md §4): appliance.images and appliance.bundle ----------------------
+
+BuiltImage = image_build.BuiltImage
+BundleBuildResult = bundle_build_mod.BuildResult
+BundleContents = bundle_contents.Contents
+BundleLoadResult = bundle_load_mod.LoadResult
+BundleVerifyResult = bundle_verify_mod.VerifyResult
+Progress = progress.Progress
+DEFAULT_BASE_IMAGE = base_image_mod.DEFAULT.tag
+
+
+def _source_root() -> Path:
+    return images_catalog.source_root(Path(appliance.__file__).resolve().parent)
+
+
+def image_build_options(
+    *,
+    ca_bundle: str | None = None,
+    use_ca_bundle: bool = True,
+    network: str | None = "host",
+    base_image: str | None = None,
+    no_cache: bool = False,
+) -> image_build.BuildOptions:
+    """Build options: the CA bundle defaults to the host's when it exists (`use_ca_bundle=False`: none)."""
+    ca = Path(ca_bundle) if ca_bundle else image_build.default_ca_bundle() if use_ca_bundle else None
+    return image_build.BuildOptions(
+        base_image=base_image or DEFAULT_BASE_IMAGE,
+        ca_bundle=ca,
+        network=None if network in (None, "", "default") else network,
+        no_cache=no_cache,
+    )
+
+
+def images_base(
+    loaded: config.Loaded,
+    prog: progress.Progress,
+    *,
+    from_image: str | None = None,
+    mirror: str | None = None,
+    rebuild: bool = False,
+) -> base_image_mod.BaseResult:
+    """Make the Python base image: from Debian packages, or from an existing image (`from_image`)."""
+    recipe = dataclasses.replace(base_image_mod.DEFAULT, mirror=mirror) if mirror else base_image_mod.DEFAULT
+    if from_image:
+        return base_image_mod.from_image(from_image, recipe, prog)
+    return base_image_mod.ensure(recipe, loaded.paths.cache_dir, prog, rebuild=rebuild)
+
+
+def images_build(
+    loaded: config.Loaded, prog: progress.Progress, names: Sequence[str], options: image_build.BuildOptions
+) -> list[image_build.BuiltImage]:
+    """Build the named platform images (all when none are named), making the base image first if needed."""
+    specs = images_catalog.select(list(names))
+    if options.base_image == DEFAULT_BASE_IMAGE and images_engine.inspect(DEFAULT_BASE_IMAGE) is None:
+        base_image_mod.ensure(base_image_mod.DEFAULT, loaded.paths.cache_dir, prog)
+    return image_build.build_images(specs, _source_root(), loaded.paths.cache_dir, options, prog)
+
+
+def images_list() -> list[dict[str, Any]]:
+    """Every platform image and its latest local build (or None)."""
+    rows = []
+    for spec in images_catalog.CATALOG.values():
+        info = images_engine.inspect(f"{spec.repository()}:latest")
+        content_tag = next((t for t in info.tags if not t.endswith(":latest")), None) if info else None
+        rows.append(
+            {
+                "name": spec.name,
+                "summary": spec.summary,
+                "tag": content_tag,
+                "id": info.id if info else None,
+                "size": info.size if info else None,
+            }
+        )
+    return rows
+
+
+def bundle_build(
+    loaded: config.Loaded,
+    prog: progress.Progress,
+    definition: str,
+    output: str,
+    options: image_build.BuildOptions,
+    *,
+    sign_key: str | None = None,
+) -> bundle_build_mod.BuildResult:
+    return bundle_build_mod.build(
+        Path(definition),
+        Path(output),
+        _source_root(),
+        loaded.paths.cache_dir,
+        options,
+        prog,
+        sign_key=Path(sign_key) if sign_key else None,
+    )
+
+
+def bundle_verify(path: str, prog: progress.Progress, *, key: str | None = None) -> bundle_verify_mod.VerifyResult:
+    return bundle_verify_mod.verify(Path(path), prog, public_key=Path(key) if key else None)
+
+
+def bundle_inspect(path: str) -> bundle_contents.Contents:
+    return bundle_contents.inspect(Path(path))
+
+
+def bundle_load(
+    loaded: config.Loaded, path: str, prog: progress.Progress, *, key: str | None = None
+) -> bundle_load_mod.LoadResult:
+    return bundle_load_mod.load(
+        Path(path), loaded.paths.bin_dir, loaded.paths.data_dir, prog, public_key=Path(key) if key else None
+    )
+
+
+def bundle_keygen(path: str) -> bundle_sign.KeyPair:
+    return bundle_sign.generate(Path(path))

@@ -14,6 +14,8 @@ import sys
 import click
 
 from appliance import api, errors
+from appliance.cli import bundle as bundle_cli
+from appliance.cli import images as images_cli
 from appliance.cli import render, report
 from appliance.cli.state import State, pass_state
 
@@ -111,6 +113,8 @@ def config_show(state: State, as_json: bool, sources: bool) -> None:
 
 
 # Topic command modules register here, one line each: cli.add_command(<module>.<group>)
+cli.add_command(images_cli.images)
+cli.add_command(bundle_cli.bundle)
 
 
 def main(argv: list[str] | None = None) -> None:
