@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,44 @@ def version_info() -> dict[str, str]:
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "executable": sys.executable,
     }
+
+
+@dataclass(frozen=True)
+class ServeEndpoints:
+    """Where `serve` answers, handed to `on_ready` once every model is loaded."""
+
+    http: str
+    grpc: str | None
+    models: list[str]
+    workers: int
+
+
+def serve(
+    model: str | Path,
+    *,
+    name: str | None = None,
+    host: str = "127.0.0.1",
+    http_port: int = 8080,
+    grpc_port: int | None = 8081,
+    workers: int = 1,
+    on_ready: Callable[[ServeEndpoints], None] | None = None,
+) -> None:
+    """Serve an ONNX model (a .onnx file or a model directory) over the Open Inference Protocol, REST
+    and gRPC, until SIGINT/SIGTERM. Startup failures raise ApplianceErrors with hints."""
+    # Imported here: onnxruntime and grpc take a second to import, and `appliance --help` must not wait.
+    from appliance.serving import server  # noqa: PLC0415
+
+    if workers < 1:
+        raise errors.UsageError(f"--workers must be at least 1, not {workers}")
+
+    def ready(endpoints: server.Endpoints) -> None:
+        if on_ready is not None:
+            on_ready(ServeEndpoints(endpoints.http, endpoints.grpc, endpoints.models, endpoints.workers))
+
+    options = server.Options(
+        model_path=Path(model), name=name, host=host, http_port=http_port, grpc_port=grpc_port, workers=workers
+    )
+    server.serve(options, ready)
 
 
 # --- images and bundles (DESIGN.md §4): appliance.images and appliance.bundle ----------------------

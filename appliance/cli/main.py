@@ -16,7 +16,7 @@ import click
 from appliance import api, errors
 from appliance.cli import bundle as bundle_cli
 from appliance.cli import images as images_cli
-from appliance.cli import render, report
+from appliance.cli import render, report, serve
 from appliance.cli.state import State, pass_state
 
 
@@ -115,6 +115,7 @@ def config_show(state: State, as_json: bool, sources: bool) -> None:
 # Topic command modules register here, one line each: cli.add_command(<module>.<group>)
 cli.add_command(images_cli.images)
 cli.add_command(bundle_cli.bundle)
+cli.add_command(serve.serve)
 
 
 def main(argv: list[str] | None = None) -> None:
