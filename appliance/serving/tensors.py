@@ -69,7 +69,8 @@ def from_json(dt: datatypes.Datatype, shape: tuple[int, ...], data: object, *, t
             raise errors.InvalidInput(
                 f"input '{tensor}': value {low if low < info.min else high} is out of range for {dt.name}"
             )
-    out = parsed.astype(dt.dtype, copy=False).reshape(shape)
+    with np.errstate(over="ignore"):  # overflow to inf is detected just below
+        out = parsed.astype(dt.dtype, copy=False).reshape(shape)
     if dt.dtype.kind == "f" and dt.dtype != parsed.dtype and not np.isfinite(out).all():
         raise errors.InvalidInput(f"input '{tensor}': a value is out of range for {dt.name}")
     return out
