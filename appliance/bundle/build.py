@@ -24,6 +24,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 import appliance
 from appliance import errors, progress
 from appliance.bundle import archive, definition, sign
@@ -118,20 +120,32 @@ def build(
         manifests=resolved_manifests,
         archives=[images_file] if images_file else [],
     )
+    known = {f.path: f.sha256 for f in (*resolved_manifests, *record.archives)}
+    known |= {b.path: b.sha256 for b in resolved_binaries}
     with prog.step("write bundle.yaml and SHA256SUMS"):
-        for name in archive.HEADER_FILES:
-            (payload / name).unlink(missing_ok=True)
-        (payload / archive.RECORD).write_text(record.to_yaml())
-        known = {f.path: f.sha256 for f in (*resolved_manifests, *record.archives)}
-        known |= {b.path: b.sha256 for b in resolved_binaries}
-        files = archive.staged_files(payload)
-        sums = {name: known.get(name) or archive.file_sha256(payload / name) for name in files}
-        sums_bytes = archive.format_sums(sums)
-        (payload / archive.SUMS).write_bytes(sums_bytes)
-        if private_key is not None:
-            (payload / archive.SIGNATURE).write_bytes(sign.sign(sums_bytes, private_key))
+        finalize(payload, record, private_key, known)
     size = pack(payload, output, prog)
     return BuildResult(output, record, size, len(archive.staged_files(payload)), reused)
+
+
+def finalize(
+    payload: Path,
+    record: definition.Resolved,
+    private_key: ed25519.Ed25519PrivateKey | None,
+    known: dict[str, str] | None = None,
+) -> None:
+    """Write `bundle.yaml`, `SHA256SUMS` over every payload file (`known` digests are not recomputed) and,
+    with a key, `SHA256SUMS.sig`."""
+    for name in archive.HEADER_FILES:
+        (payload / name).unlink(missing_ok=True)
+    (payload / archive.RECORD).write_text(record.to_yaml())
+    known = known or {}
+    files = archive.staged_files(payload)
+    sums = {name: known.get(name) or archive.file_sha256(payload / name) for name in files}
+    sums_bytes = archive.format_sums(sums)
+    (payload / archive.SUMS).write_bytes(sums_bytes)
+    if private_key is not None:
+        (payload / archive.SIGNATURE).write_bytes(sign.sign(sums_bytes, private_key))
 
 
 def pack(payload: Path, output: Path, prog: progress.Progress) -> int:
