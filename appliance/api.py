@@ -223,6 +223,7 @@ def bundle_build(
     options: image_build.BuildOptions,
     *,
     sign_key: str | None = None,
+    compress: bool = True,
 ) -> bundle_build_mod.BuildResult:
     return bundle_build_mod.build(
         Path(definition),
@@ -232,6 +233,7 @@ def bundle_build(
         options,
         prog,
         sign_key=Path(sign_key) if sign_key else None,
+        compress=compress,
     )
 
 

@@ -6,7 +6,7 @@ Called by `appliance.api.bundle_build`. The steps:
 2. stage them under `<cache>/bundles/<name>/payload/`: `docker save` of every image into one archive
    (layers the images share are stored once), the binaries, the manifests;
 3. write the resolved `bundle.yaml`, `SHA256SUMS` (and `SHA256SUMS.sig` with a signing key);
-4. pack the payload into `OUTPUT.partial` and rename it to OUTPUT.
+4. pack the payload (zstd-compressed unless `compress` is off) into `OUTPUT.partial`, rename it to OUTPUT.
 
 Resuming: the saved image archive is the slow part; it is kept with a note of the image IDs it holds
 (`<cache>/bundles/<name>/state/images.json`), so after an interruption a rerun reuses it when the
@@ -54,6 +54,7 @@ def build(
     prog: progress.Progress,
     *,
     sign_key: Path | None = None,
+    compress: bool = True,
 ) -> BuildResult:
     spec = definition.load_definition(definition_path)
     private_key = sign.load_private(sign_key) if sign_key is not None else None  # fail before the long work
@@ -94,6 +95,7 @@ def build(
                     sha256=archive.file_sha256(target),
                 )
             )
+        step.update(", ".join(f"{b.name} {b.version}" for b in resolved_binaries) or "none")
 
     shutil.rmtree(payload / "manifests", ignore_errors=True)
     resolved_manifests = []
@@ -124,7 +126,7 @@ def build(
     known |= {b.path: b.sha256 for b in resolved_binaries}
     with prog.step("write bundle.yaml and SHA256SUMS"):
         finalize(payload, record, private_key, known)
-    size = pack(payload, output, prog)
+    size = pack(payload, output, prog, compress=compress)
     return BuildResult(output, record, size, len(archive.staged_files(payload)), reused)
 
 
@@ -148,7 +150,7 @@ def finalize(
         (payload / archive.SIGNATURE).write_bytes(sign.sign(sums_bytes, private_key))
 
 
-def pack(payload: Path, output: Path, prog: progress.Progress) -> int:
+def pack(payload: Path, output: Path, prog: progress.Progress, *, compress: bool = True) -> int:
     """Pack a staged payload into `output` (via OUTPUT.partial, so a half-written file never has the name)."""
     files = archive.staged_files(payload)
     total = sum((payload / name).stat().st_size for name in files)
@@ -159,10 +161,11 @@ def pack(payload: Path, output: Path, prog: progress.Progress) -> int:
         def advance(count: int) -> None:
             nonlocal done
             done += count
-            step.update(f"{len(files)} files", completed=done, total=total, unit="B")
+            step.update(f"{len(files)} files{', zstd' if compress else ''}", completed=done, total=total, unit="B")
 
-        archive.pack(payload, files, partial, advance)
+        archive.pack(payload, files, partial, advance, compress=compress)
         os.replace(partial, output)
+        step.update(f"{len(files)} files, {output.stat().st_size / 1e6:.0f} MB{' (zstd)' if compress else ''}")
     return output.stat().st_size
 
 

@@ -141,10 +141,13 @@ def from_image(source: str, recipe: BaseRecipe, prog: progress.Progress) -> Base
                 timeout=1800,
                 hint="no registry reachable? build the base from Debian packages: `appliance images base`",
             )
-        engine.docker(
-            ["run", "--rm", "--network", "none", "--entrypoint", "python3", source, "--version"],
-            hint=f"{source} must contain python3 to serve as the base image",
-        )
+        try:
+            engine.docker(["run", "--rm", "--network", "none", "--entrypoint", "python3", source, "--version"])
+        except exec_mod.ExecError as exc:
+            raise errors.UsageError(
+                f"{source} has no working python3, so it cannot be the base image",
+                hint="pick an image with Python 3.11 (python:3.11-slim), or build one: `appliance images base`",
+            ) from exc
         engine.tag(source, recipe.tag)
         info = engine.require(recipe.tag, hint="docker tag reported success but the image is missing")
     return BaseResult(recipe.tag, info.id, "tagged")

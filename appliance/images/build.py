@@ -102,6 +102,7 @@ def _build_one(
         build_args = options.build_args()
         digest = content_hash(context, {**build_args, "base image id": base_id})
         tag = f"{spec.repository()}:{digest[:16]}"
+        step.update(f"content hash {digest[:16]}")
     existing = engine.inspect(tag)
     if existing is not None and not options.no_cache:
         with prog.step(f"image {spec.name}") as step:

@@ -3,6 +3,7 @@ without Docker (the image archive is just bytes here). `conftest.make_bundle` ha
 
 from __future__ import annotations
 
+import random
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,8 @@ from appliance.bundle import build as bundle_build
 
 PAYLOAD = {
     "bin/kind": b"\x7fELF pretend kind binary\n" * 100,
-    "images/images.tar": bytes(range(256)) * 4096,  # 1 MiB
+    # Half noise (zstd stores it raw), half pattern (zstd compresses it to almost nothing): 1 MiB.
+    "images/images.tar": random.Random(0).randbytes(512 * 1024) + bytes(range(256)) * 2048,
     "manifests/platform/namespace.yaml": b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: opendatahub\n",
 }
 
@@ -57,13 +59,17 @@ MakeBundle = Callable[..., Path]
 
 
 def maker(tmp_path: Path) -> MakeBundle:
-    """A function that builds a bundle file from PAYLOAD (plus `extra` files), optionally signed with `key`."""
+    """A function that builds a bundle file from PAYLOAD (plus `extra` files), optionally signed with `key`.
+
+    Plain tar by default, so that tests can find a member's bytes and damage exactly one file.
+    """
 
     def make(
         name: str = "test.odhbundle",
         *,
         key: ed25519.Ed25519PrivateKey | None = None,
         extra: dict[str, bytes] | None = None,
+        compress: bool = False,
     ) -> Path:
         payload = tmp_path / f"payload-{name}"
         for relative, data in {**PAYLOAD, **(extra or {})}.items():
@@ -72,7 +78,7 @@ def maker(tmp_path: Path) -> MakeBundle:
             path.write_bytes(data)
         bundle_build.finalize(payload, record(signed=key is not None), key)
         output = tmp_path / name
-        archive.pack(payload, archive.staged_files(payload), output, lambda _: None)
+        archive.pack(payload, archive.staged_files(payload), output, lambda _: None, compress=compress)
         return output
 
     return make

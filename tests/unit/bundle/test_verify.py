@@ -59,7 +59,7 @@ def test_a_cut_bundle_names_the_file_it_ends_in(make_bundle: synthetic.MakeBundl
     offset = synthetic.member_offset(bundle, "images/images.tar")
     cut = tmp_path / "cut.odhbundle"
     cut.write_bytes(bundle.read_bytes()[: offset + 1000])
-    with pytest.raises(archive.BundleDamaged, match=r"images/images\.tar is cut short"):
+    with pytest.raises(archive.BundleDamaged, match=r"images/images\.tar cannot be read back intact"):
         check(cut)
 
 
@@ -130,3 +130,30 @@ def test_progress_counts_every_byte(make_bundle: synthetic.MakeBundle) -> None:
 )
 def test_safe_paths(path: str, safe: bool) -> None:
     assert archive.is_safe_path(path) is safe
+
+
+def test_a_compressed_bundle_verifies_and_is_smaller(make_bundle: synthetic.MakeBundle) -> None:
+    plain = make_bundle("plain.odhbundle")
+    compressed = make_bundle("zstd.odhbundle", compress=True)
+    assert compressed.read_bytes()[:4] == archive.ZSTD_MAGIC
+    assert compressed.stat().st_size < plain.stat().st_size * 0.7
+    assert check(compressed).sums == check(plain).sums
+    assert make_bundle("again.odhbundle", compress=True).read_bytes() == compressed.read_bytes()
+
+
+@pytest.mark.parametrize("where", [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+def test_any_flipped_byte_in_a_compressed_bundle_is_caught(make_bundle: synthetic.MakeBundle, where: float) -> None:
+    bundle = make_bundle(compress=True)
+    synthetic.flip_byte(bundle, int(bundle.stat().st_size * where))
+    with pytest.raises(archive.BundleDamaged) as caught:
+        check(bundle)
+    named = [*synthetic.PAYLOAD, archive.RECORD, archive.SUMS, "not a bundle archive", "unreadable after"]
+    assert any(name in caught.value.problem for name in named), caught.value.problem
+
+
+def test_a_cut_compressed_bundle_is_caught(make_bundle: synthetic.MakeBundle, tmp_path: Path) -> None:
+    bundle = make_bundle(compress=True)
+    cut = tmp_path / "cut.odhbundle"
+    cut.write_bytes(bundle.read_bytes()[: bundle.stat().st_size // 2])
+    with pytest.raises(archive.BundleDamaged, match=r"images/images\.tar|is missing|unreadable"):
+        check(cut)
