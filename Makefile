@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: doctor test lint unit integration e2e clean
+.PHONY: doctor up test lint unit integration e2e clean
 
 # Create or update the virtualenv when pyproject.toml changes; the package is installed editable.
 $(STAMP): pyproject.toml
@@ -36,8 +36,13 @@ integration: $(STAMP)
 test: lint
 	$(BIN)/pytest tests/unit tests/integration
 
-# The real kind cluster tier (opt-in; needs the from-source chain built).
+# Bring the cluster up: builds the kind node image from source the first time (cached afterwards).
+up: $(STAMP)
+	$(BIN)/appliance up
+
+# The real kind cluster tier (opt-in): builds (or confirms) the node image, then runs tests/e2e.
 e2e: $(STAMP)
+	$(BIN)/appliance images node
 	$(BIN)/pytest tests/e2e
 
 clean:

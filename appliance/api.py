@@ -14,11 +14,16 @@ from typing import Any
 
 import appliance
 from appliance import config, errors, progress
+from appliance.actions import context as action_context
+from appliance.actions import down as down_action
+from appliance.actions import status as status_action
+from appliance.actions import up as up_action
 from appliance.bundle import build as bundle_build_mod
 from appliance.bundle import contents as bundle_contents
 from appliance.bundle import load as bundle_load_mod
 from appliance.bundle import sign as bundle_sign
 from appliance.bundle import verify as bundle_verify_mod
+from appliance.cluster import provider as cluster_provider
 from appliance.doctor import checks, facts
 from appliance.images import base as base_image_mod
 from appliance.images import build as image_build
@@ -255,3 +260,41 @@ def bundle_load(
 
 def bundle_keygen(path: str) -> bundle_sign.KeyPair:
     return bundle_sign.generate(Path(path))
+
+
+# --- the cluster (DESIGN.md §2 actions over a provider): appliance.actions and appliance.cluster ---
+
+ClusterStatus = status_action.Status
+
+
+def _action_context(loaded: config.Loaded, prog: progress.Progress) -> action_context.Context:
+    return action_context.Context(
+        cfg=loaded.config,
+        paths=loaded.paths,
+        provider=cluster_provider.for_config(loaded.config, loaded.paths),
+        progress=prog,
+        source_root=_source_root,
+    )
+
+
+def up(loaded: config.Loaded, prog: progress.Progress, *, merge_kubeconfig: bool = False) -> Path:
+    """Bring the cluster up (or resume / confirm it); returns the kubeconfig path."""
+    ctx = _action_context(loaded, prog)
+    up_action.run(ctx, merge_kubeconfig=merge_kubeconfig)
+    return ctx.kubeconfig
+
+
+def down(loaded: config.Loaded, prog: progress.Progress, *, keep_data: bool = False) -> bool:
+    """Delete the cluster; False when there was none."""
+    return down_action.run(_action_context(loaded, prog), keep_data=keep_data)
+
+
+def status(loaded: config.Loaded) -> status_action.Status:
+    return status_action.run(_action_context(loaded, progress.Progress()))
+
+
+def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:
+    """Build (or confirm) the kind node image for the configured Kubernetes version; returns its tag."""
+    from appliance.images import nodeimage  # noqa: PLC0415
+
+    return nodeimage.build_node_image(loaded.config.kubernetes_version, _source_root(), loaded.paths.cache_dir, prog)

@@ -15,6 +15,7 @@ import click
 
 from appliance import api, errors
 from appliance.cli import bundle as bundle_cli
+from appliance.cli import cluster as cluster_cli
 from appliance.cli import images as images_cli
 from appliance.cli import render, report, serve
 from appliance.cli.state import State, pass_state
@@ -116,6 +117,9 @@ def config_show(state: State, as_json: bool, sources: bool) -> None:
 cli.add_command(images_cli.images)
 cli.add_command(bundle_cli.bundle)
 cli.add_command(serve.serve)
+cli.add_command(cluster_cli.up)
+cli.add_command(cluster_cli.down)
+cli.add_command(cluster_cli.status)
 
 
 def main(argv: list[str] | None = None) -> None:

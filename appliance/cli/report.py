@@ -24,7 +24,7 @@ def error(console: Console, exc: errors.ApplianceError, verbose: int) -> int:
         console.print(Text("hint: ", style="bold yellow") + Text(exc.hint), soft_wrap=True)
     if verbose:
         for line in exc.details():
-            console.print(Text(line, style="dim"))
+            console.print(Text(line, style="dim"), soft_wrap=True)
         cause = exc.__cause__ or exc.__context__
         while cause is not None:
             console.print(Text(f"caused by: {type(cause).__name__}: {cause}", style="dim"))

@@ -1,0 +1,54 @@
+"""`appliance status`: what runs, read from the provider, the API server and the Docker engine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from appliance import errors, k8s
+from appliance import exec as exec_mod
+from appliance.actions.context import Context
+
+
+@dataclass
+class Status:
+    cluster: str
+    provider: str
+    state: str
+    running: bool
+    kubeconfig: str | None = None
+    server_version: str | None = None
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    resources: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run(ctx: Context) -> Status:
+    state = ctx.provider.state()
+    status = Status(ctx.cfg.cluster_name, ctx.provider.name, state.detail, state.running and state.complete)
+    if not status.running:
+        return status
+    status.kubeconfig = str(ctx.kubeconfig)
+    try:
+        cluster = ctx.cluster()
+        status.server_version = cluster.server_version()
+        status.nodes = [asdict(n) for n in k8s.nodes(cluster)]
+    except errors.ApplianceError as exc:
+        status.problem = exc.message
+    if state.nodes:
+        status.resources = container_stats(state.nodes)
+    return status
+
+
+def container_stats(names: tuple[str, ...]) -> dict[str, str]:
+    """CPU and memory use of the node containers, as `docker stats` reports them."""
+    result = exec_mod.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", *names], check=False)
+    stats: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        data = json.loads(line)
+        stats[data.get("Name", "?")] = f"CPU {data.get('CPUPerc', '?')}, memory {data.get('MemUsage', '?')}"
+    return stats

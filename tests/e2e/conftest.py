@@ -1,0 +1,76 @@
+"""e2e fixtures: a real kind cluster made by `appliance up` from the offline chain.
+
+The node image must be built already (`appliance images node`, cached) — `make e2e` does that. The
+cluster gets its own name and free host ports, and its own data directory; the build cache is the
+user's, so nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appliance import k8s
+
+CLUSTER = "odh-e2e"
+UP_TIMEOUT = 1200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Appliance:
+    env: dict[str, str]
+    data_home: Path
+
+    def run(self, *args: str, timeout: float = UP_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "appliance", *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_home / "odh-appliance" / "clusters" / CLUSTER
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster_dir / "kubeconfig"
+
+
+@pytest.fixture(scope="session")
+def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    data_home = tmp_path_factory.mktemp("data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODH_APPLIANCE_")}
+    env |= {
+        "XDG_DATA_HOME": str(data_home),
+        "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("config")),
+        "ODH_APPLIANCE_CLUSTER_NAME": CLUSTER,
+        "ODH_APPLIANCE_PORTS__HTTP": str(free_port()),
+        "ODH_APPLIANCE_PORTS__GRPC": str(free_port()),
+        "COLUMNS": "200",
+    }
+    yield Appliance(env, data_home)
+    # Whatever happened, leave no cluster behind.
+    subprocess.run([sys.executable, "-m", "appliance", "down"], env=env, capture_output=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(appliance: Appliance) -> k8s.Cluster:
+    # The workload image of the tests; cached, so this takes seconds unless the sources changed.
+    built = appliance.run("images", "build", "model-server")
+    assert built.returncode == 0, f"appliance images build model-server failed:\n{built.stderr}"
+    result = appliance.run("-v", "up")
+    assert result.returncode == 0, f"appliance up failed:\n{result.stdout}\n{result.stderr}"
+    return k8s.Cluster(appliance.kubeconfig)
