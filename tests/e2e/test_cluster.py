@@ -169,13 +169,25 @@ def test_second_up_changes_nothing(cluster: k8s.Cluster, appliance: Appliance) -
     assert status["server_version"] == "v1.34.1"
 
 
-def test_down_removes_everything(cluster: k8s.Cluster, appliance: Appliance) -> None:
-    result = appliance.run("down")
-    assert result.returncode == 0, result.stderr
-    names = subprocess.run(
+def cluster_containers() -> list[str]:
+    return subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={CLUSTER}", "--format", "{{.Names}}"],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.split()  # fmt: skip
-    assert names == []
-    assert not appliance.cluster_dir.exists()
+
+
+def test_down_keep_data_then_down_removes_everything(cluster: k8s.Cluster, appliance: Appliance) -> None:
+    volumes = appliance.cluster_dir / "volumes"
+    kept = {p: p.read_text() for p in volumes.rglob("token")}
+    assert kept, "the PVC test left no data to keep"
+
+    result = appliance.run("down", "--keep-data")
+    assert result.returncode == 0, result.stderr
+    assert cluster_containers() == []
+    assert {p: p.read_text() for p in volumes.rglob("token")} == kept
+    assert not appliance.kubeconfig.exists()
     assert json.loads(appliance.run("status", "--json").stdout)["running"] is False
+
+    result = appliance.run("down")
+    assert result.returncode == 0, result.stderr
+    assert not appliance.cluster_dir.exists()
