@@ -29,6 +29,11 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _number_as_text(value: object) -> object:
+    """YAML reads `version: 1.34` as a number; keep it as text so the version check can name it."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def _check_version(value: str) -> str:
     if not _VERSION.match(value):
         raise ValueError("must look like 1.2.3 or v1.2.3")
@@ -75,6 +80,7 @@ class Definition(_Model):
     manifests: list[str] = pydantic.Field(default_factory=list)  # files or directories, relative to the definition
 
     _name = pydantic.field_validator("name")(_check_name)
+    _numbers = pydantic.field_validator("version", "kubernetes", "kind", mode="before")(_number_as_text)
     _versions = pydantic.field_validator("version", "kubernetes", "kind")(_check_version)
 
     @pydantic.model_validator(mode="after")

@@ -93,11 +93,13 @@ class LiveSteps:
         self._tasks: dict[int, rich.progress.TaskID] = {}
 
     def __enter__(self) -> LiveSteps:
-        self._bars.start()
+        if self.console.is_terminal:
+            self._bars.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bars.stop()
+        if self.console.is_terminal:
+            self._bars.stop()
 
     def __call__(self, event: progress.StepEvent) -> None:
         if event.kind == "start":

@@ -166,16 +166,16 @@ def test_a_flipped_byte_fails_verify_and_load_and_changes_nothing(
         handle.write(bytes([value ^ 0x01]))
 
     verify = run_cli("bundle", "verify", str(bad))
-    assert verify.returncode == 1
-    assert f"error: bundle {bad} is damaged: images/images.tar" in " ".join(verify.stderr.split())
+    assert verify.returncode == 1, verify.stderr
+    assert f"error: bundle {bad} is damaged: images/images.tar" in " ".join(verify.stderr.split()), verify.stderr
     assert "Traceback" not in verify.stderr
 
     # load refuses it before touching the engine or the bin directory.
     remove_images(built)
     bin_dir = data_home / "odh-appliance" / "bin"
     load = run_cli("bundle", "load", str(bad), env={"XDG_DATA_HOME": str(data_home)})
-    assert load.returncode == 1
-    assert "is damaged: images/images.tar" in " ".join(load.stderr.split())
+    assert load.returncode == 1, load.stderr
+    assert "is damaged: images/images.tar" in " ".join(load.stderr.split()), load.stderr
     assert "nothing was changed" in load.stderr
     for image in built.images:
         assert image_id(image.tag) is None, f"{image.tag} appeared although the bundle was refused"
@@ -215,9 +215,9 @@ def test_load_restores_the_images_and_they_run(built: Built, run_cli: RunCli, da
 def remove_images(built: Built) -> None:
     """Remove the built images themselves (by ID, so every tag goes), not just one tag."""
     ids = [image.image_id for image in built.images]
-    docker("image", "rm", "--force", *ids)
+    removed = docker("image", "rm", "--force", *ids)
     for ref in ids:
-        assert image_id(ref) is None, f"could not remove {ref}"
+        assert image_id(ref) is None, f"could not remove {ref}: {removed.stderr}"
 
 
 def test_base_from_an_existing_image(engine: None, run_cli: RunCli, workdir: Path) -> None:

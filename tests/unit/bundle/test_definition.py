@@ -55,6 +55,7 @@ def test_a_valid_definition(tmp_path: Path) -> None:
         ({"binaries": [{"name": "kind", "version": "v0.29.0"}]}, "binary kind is v0.29.0 but kind: says v0.30.0"),
         ({"binaries": [{"name": "kind", "version": "v0.30.0", "source": "curl"}]}, "binaries.0.source"),
         ({"kubernetes": None}, "kubernetes: Input should be a valid string"),
+        ({"kubernetes": 1.34}, "kubernetes: must look like 1.2.3"),
     ],
 )
 def test_bad_definitions_name_the_problem(tmp_path: Path, change: dict[str, object], message: str) -> None:
