@@ -101,7 +101,7 @@ def inspect(state: State, file: str, as_json: bool) -> None:
     out.print(f"built {record.created} by {record.builder}", style="dim", highlight=False)
     images = Table(title="images", title_justify="left")
     for column in ("name", "tag", "id", "size"):
-        images.add_column(column)
+        images.add_column(column, overflow="fold")
     for image in record.images:
         tag = image.tag + (f"\n= {image.upstream}" if image.upstream else "")
         images.add_row(image.name, tag, image.id.removeprefix("sha256:")[:12], render.human_bytes(image.size))

@@ -101,7 +101,7 @@ def build(state: State, /, names: tuple[str, ...], as_json: bool, **kwargs: Any)
         return
     table = Table(title="images", title_justify="left")
     for column in ("image", "tag", "size", ""):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for image in built:
         table.add_row(image.name, image.tag, render.human_bytes(image.size), image.action)
     state.out.print(table)
@@ -118,7 +118,7 @@ def list_(state: State, as_json: bool) -> None:
         return
     table = Table(title="platform images", title_justify="left")
     for column in ("image", "latest build", "size", "what"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         size = render.human_bytes(row["size"]) if row["size"] else ""
         table.add_row(row["name"], row["tag"] or "(not built)", size, row["summary"])

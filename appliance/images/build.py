@@ -3,12 +3,13 @@
 Called by `appliance.api.images_build` (`appliance images build`) and by `appliance.bundle.build`,
 which builds (or finds cached) every image a bundle lists before it saves them.
 
-Each build context is assembled under `<cache>/images/contexts/<name>`: the image's directory plus the
-artifacts its `catalog.ImageSpec.inputs` name (our wheel, Go binaries), plus `ca/ca-bundle.crt` (the CA
-bundle to trust while pip-installing; empty when none). The content hash covers every context file
-except that CA bundle (it changes where packages come from, not what the image holds), the base
-image ID and the build args. The tag is `localhost/odh-appliance/<name>:<hash>`: when the engine
-already has it, nothing is built, so an unchanged image "rebuilds" in well under a second.
+Each build context is assembled in a fresh `<cache>/images/contexts/<name>-*` directory (removed after
+the build): the image's directory plus the artifacts its `catalog.ImageSpec.inputs` name (our wheel,
+Go binaries), plus `ca/ca-bundle.crt` (the CA bundle to trust while pip-installing; empty when none).
+The content hash covers every context file except that CA bundle (it changes where packages come
+from, not what the image holds), the base image ID and the build args. The tag is
+`localhost/odh-appliance/<name>:<hash>`: when the engine already has it, nothing is built, so an
+unchanged image "rebuilds" in well under a second.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ CA_PATH = "ca/ca-bundle.crt"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # The files of our own package that go into its wheel; their hash decides whether the wheel is rebuilt.
 WHEEL_SOURCES = ("appliance", "tui", "pyproject.toml", "README.md")
+KEEP_WHEELS = 5
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,26 @@ def _build_one(
         raise errors.ApplianceError(
             f"{source}/Dockerfile is missing", hint="every image needs images/<name>/Dockerfile"
         )
-    context = cache_dir / "images" / "contexts" / spec.name
+    # A fresh directory per build, so that two builds at once (two terminals, CI beside a developer)
+    # never assemble into the same place.
+    (cache_dir / "images" / "contexts").mkdir(parents=True, exist_ok=True)
+    context = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=cache_dir / "images" / "contexts"))
+    try:
+        return _hash_and_build(spec, source, context, root, cache_dir, options, base_id, prog)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def _hash_and_build(
+    spec: catalog.ImageSpec,
+    source: Path,
+    context: Path,
+    root: Path,
+    cache_dir: Path,
+    options: BuildOptions,
+    base_id: str,
+    prog: progress.Progress,
+) -> BuiltImage:
     with prog.step(f"prepare {spec.name} build context") as step:
         _assemble(spec, source, context, root, cache_dir, options, step)
         build_args = options.build_args()
@@ -140,8 +162,7 @@ def _assemble(
     options: BuildOptions,
     step: progress.Step,
 ) -> None:
-    shutil.rmtree(context, ignore_errors=True)
-    shutil.copytree(source, context, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(source, context, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
     for item in spec.inputs:
         if item == "wheel":
             step.update("wheel of odh-appliance")
@@ -206,8 +227,8 @@ def ensure_wheel(root: Path, cache_dir: Path) -> Path:
     wheels = sorted(directory.glob("*.whl")) if directory.is_dir() else []
     if wheels:
         return wheels[0]
-    partial = directory.with_name(key + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=directory.parent))
     # Build from a copy, so that setuptools' build/ and *.egg-info never land in the source tree.
     src = partial / "src"
     src.mkdir(parents=True)
@@ -229,7 +250,15 @@ def ensure_wheel(root: Path, cache_dir: Path) -> Path:
     target = directory / built[0].name
     built[0].rename(target)
     shutil.rmtree(partial, ignore_errors=True)
+    _prune_wheels(directory.parent, keep=KEEP_WHEELS)
     return target
+
+
+def _prune_wheels(wheels_dir: Path, keep: int) -> None:
+    """Keep the `keep` newest wheels: every edit of the sources makes a new one."""
+    done = [d for d in wheels_dir.iterdir() if d.is_dir() and not d.name.endswith(".partial")]
+    for old in sorted(done, key=lambda d: d.stat().st_mtime, reverse=True)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def default_ca_bundle() -> Path | None:

@@ -128,3 +128,14 @@ def test_a_missing_ca_bundle_is_refused_before_anything_runs(tmp_path: Path) -> 
     options = image_build.BuildOptions(base_image="x", ca_bundle=tmp_path / "absent.pem")
     with pytest.raises(errors.UsageError, match="CA bundle .* does not exist"):
         image_build.build_images([], ROOT, tmp_path, options, progress.Progress())
+
+
+def test_only_the_newest_wheels_are_kept(tmp_path: Path) -> None:
+    for number in range(8):
+        directory = tmp_path / f"hash{number}"
+        directory.mkdir()
+        (directory / "odh_appliance-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+        os.utime(directory, (1000 + number, 1000 + number))
+    (tmp_path / "x.partial").mkdir()  # another process is building one right now
+    image_build._prune_wheels(tmp_path, keep=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"hash{n}" for n in range(3, 8)] + ["x.partial"]
