@@ -131,8 +131,12 @@ def ensure(
     return BaseResult(recipe.tag, info.id, action)
 
 
-def from_image(source: str, recipe: BaseRecipe, prog: progress.Progress) -> BaseResult:
-    """Use an existing image (pulled when missing, where a registry is reachable) as the base."""
+def from_image(source: str, recipe: BaseRecipe, prog: progress.Progress, *, network: str | None = "host") -> BaseResult:
+    """Use an existing image (pulled when missing, where a registry is reachable) as the base.
+
+    It must run `python3`. Our images start under `/usr/bin/tini`; an image without it (python:3.11-slim)
+    gets a thin layer that apt-installs it, so this path needs Debian's packages (or the image's own).
+    """
     with prog.step(f"base image from {source}") as step:
         if engine.inspect(source) is None:
             step.update(f"docker pull {source}")
@@ -141,16 +145,45 @@ def from_image(source: str, recipe: BaseRecipe, prog: progress.Progress) -> Base
                 timeout=1800,
                 hint="no registry reachable? build the base from Debian packages: `appliance images base`",
             )
-        try:
-            engine.docker(["run", "--rm", "--network", "none", "--entrypoint", "python3", source, "--version"])
-        except exec_mod.ExecError as exc:
+        if not _runs(source, "python3", "--version"):
             raise errors.UsageError(
                 f"{source} has no working python3, so it cannot be the base image",
                 hint="pick an image with Python 3.11 (python:3.11-slim), or build one: `appliance images base`",
-            ) from exc
-        engine.tag(source, recipe.tag)
-        info = engine.require(recipe.tag, hint="docker tag reported success but the image is missing")
-    return BaseResult(recipe.tag, info.id, "tagged")
+            )
+        if _runs(source, "/usr/bin/tini", "--version"):
+            engine.tag(source, recipe.tag)
+            action = "tagged"
+        else:
+            step.update(f"{source} has no /usr/bin/tini: adding it with apt-get")
+            argv = ["build", "--tag", recipe.tag, "--label", f"{RECIPE_LABEL}=from:{source}"]
+            argv += ["--network", network] if network else []
+            engine.docker(
+                [*argv, "-"],
+                input=TINI_LAYER.format(source=source),
+                timeout=900,
+                hint=f"adding tini needs apt-get in {source} and a reachable Debian mirror; or use an image with tini",
+            )
+            action = "built"
+        info = engine.require(recipe.tag, hint="docker reported success but the base image is missing")
+    return BaseResult(recipe.tag, info.id, action)
+
+
+TINI_LAYER = """\
+FROM {source}
+USER 0
+RUN apt-get update && apt-get install -y --no-install-recommends tini ca-certificates \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+
+def _runs(image: str, program: str, *args: str) -> bool:
+    result = exec_mod.run(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", program, image, *args],
+        check=False,
+        timeout=120,
+        hint=engine.DOCKER_HINT,
+    )
+    return result.ok
 
 
 def _debootstrap(recipe: BaseRecipe, directory: Path, prog: progress.Progress) -> None:

@@ -85,6 +85,13 @@ def data_home(workdir: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def built(engine: None, workdir: Path, data_home: Path) -> Built:
     """Base image, two platform images, a key pair and a signed bundle; shared by the tests below."""
+    try:
+        return build_everything(workdir)
+    except errors.ApplianceError as exc:  # show what the failed command printed, not just its exit code
+        pytest.fail("\n".join([f"error: {exc.message}", f"hint: {exc.hint}", *exc.details()]), pytrace=False)
+
+
+def build_everything(workdir: Path) -> Built:
     loaded = api.load_config()
     recorder = progress.Recorder()
     prog = progress.Progress(recorder)
@@ -93,11 +100,11 @@ def built(engine: None, workdir: Path, data_home: Path) -> Built:
     options = api.image_build_options()
     images = api.images_build(loaded, prog, IMAGES, options)
     again = api.images_build(loaded, prog, IMAGES, options)
-    for first, second in zip(images, again, strict=True):
+    for before, after in zip(images, again, strict=True):
         # An unchanged image is not rebuilt. (In a shared working tree someone may edit our Python sources
         # between the two calls; then model-server's content hash differs and a rebuild is right.)
-        if second.content_hash == first.content_hash:
-            assert (second.action, second.image_id) == ("cached", first.image_id), second
+        if after.content_hash == before.content_hash:
+            assert (after.action, after.image_id) == ("cached", before.image_id), after
     assert again[0].action == "cached"  # minio: Go binary + Dockerfile only
     images = again
 
@@ -221,24 +228,47 @@ def remove_images(built: Built) -> None:
 
 
 def test_base_from_an_existing_image(engine: None, run_cli: RunCli, workdir: Path) -> None:
-    """`images base --from IMAGE` (for hosts that reach a registry) with local images: one with python3
-    becomes the base; one without is refused with a clear message and the base tag is left alone."""
+    """`images base --from IMAGE` (for hosts that reach a registry), with local images: one with python3
+    and tini becomes the base as it is; one without tini (like python:3.11-slim) gets tini from apt; one
+    without python3 is refused with a clear message and leaves the base tag alone."""
     base_id = image_id(api.DEFAULT_BASE_IMAGE)
     assert base_id is not None, "the base image is built by the module fixture above"
     alias = "localhost/odh-appliance-test/python:3.11"
-    assert docker("tag", api.DEFAULT_BASE_IMAGE, alias).returncode == 0
-    empty = workdir / "nopython.tar"
-    (workdir / "hello.txt").write_text("no python here\n")
-    subprocess.run(["tar", "-C", str(workdir), "-cf", str(empty), "hello.txt"], check=True, timeout=30)
+    slim = "localhost/odh-appliance-test/python-without-tini:3.11"
     nopython = "localhost/odh-appliance-test/nopython:1"
-    assert docker("import", str(empty), nopython).returncode == 0
+    assert docker("tag", api.DEFAULT_BASE_IMAGE, alias).returncode == 0
+    no_tini = subprocess.run(
+        ["docker", "build", "--network", "none", "-t", slim, "-"],
+        input=f"FROM {api.DEFAULT_BASE_IMAGE}\nRUN dpkg --purge tini\n",
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert no_tini.returncode == 0, no_tini.stderr
+    (workdir / "hello.txt").write_text("no python here\n")
+    subprocess.run(
+        ["tar", "-C", str(workdir), "-cf", str(workdir / "nopython.tar"), "hello.txt"], check=True, timeout=30
+    )
+    assert docker("import", str(workdir / "nopython.tar"), nopython).returncode == 0
     try:
         ok = run_cli("images", "base", "--from", alias)
         assert ok.returncode == 0, ok.stderr
         assert image_id(api.DEFAULT_BASE_IMAGE) == base_id
+
         refused = run_cli("images", "base", "--from", nopython)
         assert refused.returncode == 2
         assert f"error: {nopython} has no working python3" in refused.stderr
         assert image_id(api.DEFAULT_BASE_IMAGE) == base_id
+
+        added = run_cli("images", "base", "--from", slim)
+        assert added.returncode == 0, added.stderr
+        new_base = image_id(api.DEFAULT_BASE_IMAGE)
+        assert new_base not in (None, base_id, image_id(slim))
+        tini = docker(
+            "run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/tini", api.DEFAULT_BASE_IMAGE, "--version"
+        )
+        assert tini.returncode == 0 and "tini version" in tini.stdout, tini.stderr
     finally:
-        docker("image", "rm", alias, nopython)
+        docker("tag", base_id, api.DEFAULT_BASE_IMAGE)  # the images built above stay valid
+        docker("image", "rm", alias, slim, nopython)
+        leftover = [ref for ref in (alias, slim, nopython) if image_id(ref) is not None]
+        assert not leftover
+    assert image_id(api.DEFAULT_BASE_IMAGE) == base_id
