@@ -118,6 +118,8 @@ class LiveSteps:
             return
         self._bars.remove_task(task)
         del self._tasks[event.step_id]
+        if self.console.is_terminal:
+            self._bars.refresh()  # so the finished step's bar is not drawn again under its ✓ line
         mark, style = STEP_MARK[event.state]
         line = Text(f"{mark} {event.title}", style=style) + Text(f" ({event.elapsed:.1f}s)", style="dim")
         if event.message:
