@@ -32,6 +32,7 @@ def parse(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
     p.add_argument("--no-grpc", action="store_true", help="serve REST only")
     p.add_argument("--workers", type=int, default=int(env.get("WORKERS", "1")))
     p.add_argument("--max-body-mb", type=int, default=int(env.get("MAX_BODY_MB", "64")))
+    p.add_argument("--intra-op-threads", type=int, default=int(env.get("INTRA_OP_THREADS", "0")) or None)
     p.add_argument("--body-timeout", type=float, default=float(env.get("BODY_TIMEOUT", "30")), help="seconds")
     p.add_argument("--storage-uri", "--storage_uri", default=env.get("STORAGE_URI"), help="download s3://... first")
     p.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             max_body_bytes=args.max_body_mb * server.MiB,
             body_timeout=args.body_timeout,
+            intra_op_threads=args.intra_op_threads,
         )
 
         def ready(endpoints: server.Endpoints) -> None:

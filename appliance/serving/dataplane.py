@@ -64,14 +64,6 @@ class InferResponse:
     outputs: list[OutputTensor]
 
 
-def _check_shape(spec: model.TensorSpec, shape: tuple[int, ...], model_name: str) -> None:
-    if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)):
-        expected = list(spec.shape)
-        raise errors.InvalidInput(
-            f"input '{spec.name}': shape {list(shape)} does not match model '{model_name}', which expects {expected}"
-        )
-
-
 def validate(m: model.OnnxModel, inputs: Sequence[InputTensor]) -> dict[str, np.ndarray]:
     """The feeds for `m.run`, after checking every input against the model's signature."""
     feeds: dict[str, np.ndarray] = {}
@@ -87,7 +79,11 @@ def validate(m: model.OnnxModel, inputs: Sequence[InputTensor]) -> dict[str, np.
                 f"input '{tensor.name}': datatype {tensor.datatype.name} does not match model '{m.name}', "
                 f"which expects {spec.datatype.name}"
             )
-        _check_shape(spec, tensor.shape, m.name)
+        if not spec.accepts(tensor.shape):
+            raise errors.InvalidInput(
+                f"input '{spec.name}': shape {list(tensor.shape)} does not match model '{m.name}', "
+                f"which expects {list(spec.shape)}"
+            )
         feeds[tensor.name] = tensor.array
     if len(feeds) != len(m.inputs):
         missing = ", ".join(f"'{s.name}'" for s in m.inputs if s.name not in feeds)
@@ -164,8 +160,9 @@ class DataPlane:
             results = m.run(feeds, names)
         else:
             results = await asyncio.get_running_loop().run_in_executor(None, m.run, feeds, names)
+        specs = m.output_by_name
         outputs = [
-            OutputTensor(name, datatypes.from_array(arr), arr.shape, arr, bin_)
+            OutputTensor(name, specs[name].datatype, arr.shape, arr, bin_)
             for name, arr, bin_ in zip(names, results, binary, strict=True)
         ]
         return InferResponse(m.name, m.version, request.id, outputs)

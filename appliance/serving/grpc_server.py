@@ -35,7 +35,7 @@ def decode_request(request: pb.ModelInferRequest, max_elements: int) -> dataplan
     inputs = []
     for i, tensor in enumerate(request.inputs):
         dt = datatypes.from_name(tensor.datatype, tensor=tensor.name)
-        shape = tensors.parse_shape(list(tensor.shape), tensor=tensor.name, max_elements=max_elements)
+        shape, _ = tensors.parse_shape(list(tensor.shape), tensor=tensor.name, max_elements=max_elements)
         if raw:
             array = tensors.from_raw(dt, shape, raw[i], tensor=tensor.name)
         elif dt.contents_field is None:

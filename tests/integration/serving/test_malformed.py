@@ -149,6 +149,17 @@ def test_integers_out_of_range(server: RunningServer, value: Any) -> None:
     assert_rejected(status, payload)
 
 
+@pytest.mark.parametrize(("model", "datatype", "value"), [("four", "FP32", 1e300), ("id_fp16", "FP16", 70000.0)])
+def test_values_that_overflow_the_datatype(server: RunningServer, model: str, datatype: str, value: float) -> None:
+    names = "abcd" if model == "four" else "x"
+    doc = {
+        "inputs": [{"name": n, "datatype": datatype, "shape": [1, 4], "data": [1.0, 2.0, 3.0, value]} for n in names]
+    }
+    status, payload = post(server, f"/v2/models/{model}/infer", json.dumps(doc).encode())
+    assert status == 400
+    assert f"out of range for {datatype}" in json.loads(payload)["error"]
+
+
 def _binary_request(sizes: list[int], blob_lengths: list[int]) -> tuple[bytes, int]:
     doc = {
         "inputs": [
