@@ -16,6 +16,7 @@ import appliance
 from appliance import config, errors, progress
 from appliance.actions import context as action_context
 from appliance.actions import down as down_action
+from appliance.actions import platform as platform_action
 from appliance.actions import status as status_action
 from appliance.actions import up as up_action
 from appliance.bundle import build as bundle_build_mod
@@ -291,6 +292,12 @@ def down(loaded: config.Loaded, prog: progress.Progress, *, keep_data: bool = Fa
 
 def status(loaded: config.Loaded) -> status_action.Status:
     return status_action.run(_action_context(loaded, progress.Progress()))
+
+
+def credentials(loaded: config.Loaded) -> dict[str, str]:
+    """The MinIO root credentials (access_key, secret_key, endpoint, secret) — shown only on request."""
+    ctx = _action_context(loaded, progress.Progress())
+    return platform_action.credentials(ctx.cluster())
 
 
 def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:

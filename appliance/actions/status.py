@@ -8,6 +8,7 @@ from typing import Any
 
 from appliance import errors, k8s
 from appliance import exec as exec_mod
+from appliance.actions import platform
 from appliance.actions.context import Context
 
 
@@ -22,6 +23,9 @@ class Status:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     resources: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
+    platform_phase: str | None = None  # the DataScienceCluster's phase (None: no platform installed)
+    object_storage: dict[str, str] | None = None  # MinIO's condition on the DSCInitialization
+    components: list[dict[str, str]] = field(default_factory=list)  # one condition per component
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +41,9 @@ def run(ctx: Context) -> Status:
         cluster = ctx.cluster()
         status.server_version = cluster.server_version()
         status.nodes = [asdict(n) for n in k8s.nodes(cluster)]
+        installed = platform.platform_state(cluster)
+        status.platform_phase, status.object_storage = installed.phase, installed.object_storage
+        status.components = installed.components if installed.phase is not None else []
     except errors.ApplianceError as exc:
         status.problem = exc.message
     if state.nodes:

@@ -1,6 +1,7 @@
-"""`appliance up`, cluster part: from nothing (or from wherever an interrupted run stopped) to a
-healthy single-node cluster with the bundle's images loaded. Every step checks before it acts, so a
-second `up` on a healthy cluster changes nothing and takes seconds.
+"""`appliance up`: from nothing (or from wherever an interrupted run stopped) to a healthy
+single-node cluster with the bundle's images loaded, then the platform on it (`actions.platform`).
+Every step checks before it acts, so a second `up` on a healthy cluster changes nothing and takes
+seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from appliance import errors, k8s
+from appliance.actions import platform
 from appliance.actions.context import Context
 from appliance.images import catalog, engine, nodeimage
 
@@ -28,6 +30,7 @@ def run(ctx: Context, *, merge_kubeconfig: bool = False) -> None:
     wait_node_ready(ctx)
     wait_dns(ctx)
     load_images(ctx, platform_image_refs())
+    platform.run(ctx)  # CRDs → operator → DSCI → DSC, wait for MinIO, report components
 
 
 def platform_image_refs() -> list[str]:

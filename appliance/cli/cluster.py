@@ -20,12 +20,13 @@ from appliance.cli.state import State, pass_state
 @click.option("--merge-kubeconfig", is_flag=True, help="Also merge the cluster's context into ~/.kube/config.")
 @pass_state
 def up(state: State, merge_kubeconfig: bool) -> None:
-    """Create (or resume) the single-node cluster.
+    """Create (or resume) the single-node cluster and install the platform on it.
 
     Builds the kind node image from source when it is missing (about 20 minutes the first time on
     2 cores; cached afterwards), creates the cluster, writes its kubeconfig under the data
-    directory, and waits until the node is Ready and CoreDNS answers. Running it again on a healthy
-    cluster changes nothing and takes seconds.
+    directory, and waits until the node is Ready and CoreDNS answers. Then it installs the platform:
+    the CRDs, the operator, the DSCInitialization (MinIO) and the DataScienceCluster, waits for MinIO
+    and reports each component. Running it again on a healthy cluster changes nothing and takes seconds.
     """
     loaded = state.load_config()
     with render.LiveSteps(state.err) as live:
@@ -33,6 +34,8 @@ def up(state: State, merge_kubeconfig: bool) -> None:
     state.out.print(f"cluster {loaded.config.cluster_name!r} is up", highlight=False)
     state.out.print(f"  kubeconfig: {kubeconfig}", highlight=False)
     state.out.print(f"  try: kubectl --kubeconfig {kubeconfig} get nodes", highlight=False)
+    state.out.print("  platform: `appliance status` shows each component's condition", highlight=False)
+    state.out.print("  MinIO credentials (shown only on request): `appliance credentials`", highlight=False)
 
 
 @click.command()
@@ -51,7 +54,8 @@ def down(state: State, keep_data: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_state
 def status(state: State, as_json: bool) -> None:
-    """Show the cluster, its node, the Kubernetes version, images loaded and resource use."""
+    """Show the cluster, its node, the Kubernetes version, images loaded, resource use, and the
+    platform: the DataScienceCluster phase, MinIO, and each component's condition."""
     result = api.status(state.load_config())
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -71,8 +75,42 @@ def status(state: State, as_json: bool) -> None:
         state.out.print(table)
     for name, usage in result.resources.items():
         state.out.print(f"  {name}: {usage}", highlight=False)
+    if result.platform_phase is not None:
+        storage = result.object_storage or {}
+        state.out.print(f"platform: DataScienceCluster {result.platform_phase}", highlight=False)
+        state.out.print(
+            f"  object storage (MinIO): {storage.get('status', 'Unknown')} {storage.get('message', '')}".rstrip(),
+            highlight=False,
+        )
+        table = Table(title="components", title_justify="left")
+        for column in ("component", "managementState", "condition", "status", "reason", "message"):
+            table.add_column(column)
+        for item in result.components:
+            table.add_row(
+                item["name"], item["state"], item["condition"], item["status"], item["reason"], item["message"]
+            )
+        state.out.print(table)
     if result.problem:
         state.out.print(f"  problem: {result.problem}", highlight=False)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_state
+def credentials(state: State, as_json: bool) -> None:
+    """Print the MinIO root credentials (generated at install; stored in a Secret in the cluster).
+
+    Every data science project (a namespace labelled opendatahub.io/dashboard=true) also gets them as
+    the data connection Secret `aws-connection-minio`.
+    """
+    result = api.credentials(state.load_config())
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    state.out.print(f"MinIO (Secret {result['secret']})", highlight=False)
+    state.out.print(f"  endpoint (in the cluster): {result['endpoint']}", highlight=False)
+    state.out.print(f"  access key: {result['access_key']}", highlight=False)
+    state.out.print(f"  secret key: {result['secret_key']}", highlight=False)
 
 
 @images.command("node")

@@ -120,6 +120,7 @@ cli.add_command(serve.serve)
 cli.add_command(cluster_cli.up)
 cli.add_command(cluster_cli.down)
 cli.add_command(cluster_cli.status)
+cli.add_command(cluster_cli.credentials)
 
 
 def main(argv: list[str] | None = None) -> None:
