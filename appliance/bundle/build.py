@@ -29,10 +29,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 import appliance
 from appliance import errors, progress
 from appliance.bundle import archive, definition, sign
-from appliance.images import base, catalog, engine, gobuild, recipes
+from appliance.images import base, catalog, engine, gobuild, nodeimage, recipes
 from appliance.images import build as image_build
 
 IMAGES_ARCHIVE = "images/images.tar"
+# An image entry with this recipe is the kind node image (appliance.images.nodeimage), which is
+# assembled from source rather than built from images/<name>.
+NODE_IMAGE_RECIPE = "kind-node"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -63,12 +66,14 @@ def build(
     if not output.parent.is_dir():
         raise errors.UsageError(f"directory {output.parent} does not exist", hint="create it or choose another -o")
     manifest_sources = _manifest_sources(spec, definition_path.parent)
-    specs = [catalog.get(entry.recipe) for entry in spec.images]
+    specs = [catalog.get(entry.recipe) for entry in spec.images if entry.recipe != NODE_IMAGE_RECIPE]
     binaries = [dataclasses.replace(recipes.get(b.name), version=b.version) for b in spec.binaries]
 
     if engine.inspect(options.base_image) is None and options.base_image == base.DEFAULT.tag:
         base.ensure(base.DEFAULT, cache_dir, prog)
     built = image_build.build_images(specs, root, cache_dir, options, prog) if specs else []
+    if any(entry.recipe == NODE_IMAGE_RECIPE for entry in spec.images):
+        built.append(_node_image(spec.kubernetes, root, cache_dir, prog))
 
     work = cache_dir / "bundles" / spec.name
     payload, state = work / "payload", work / "state"
@@ -167,6 +172,14 @@ def pack(payload: Path, output: Path, prog: progress.Progress, *, compress: bool
         os.replace(partial, output)
         step.update(f"{len(files)} files, {output.stat().st_size / 1e6:.0f} MB{' (zstd)' if compress else ''}")
     return output.stat().st_size
+
+
+def _node_image(kubernetes: str, root: Path, cache_dir: Path, prog: progress.Progress) -> image_build.BuiltImage:
+    """The kind node image (`appliance images node`): not built from images/<name> but assembled."""
+    tag = nodeimage.build_node_image(kubernetes.removeprefix("v"), root, cache_dir, prog)
+    info = engine.require(tag, hint="`appliance images node` reported success but the image is missing")
+    recipe = info.labels.get(nodeimage.RECIPE_LABEL, "")
+    return image_build.BuiltImage(NODE_IMAGE_RECIPE, tag, info.id, recipe, info.size, "built")
 
 
 def _resolved_images(
