@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     assert handlers.RECONCILE_INTERVAL > 0  # the handlers module registers itself on import
     # An explicit identity: kopf's default asks the passwd database, which has no entry for the
     # arbitrary UID the pod runs as.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # no line per liveness probe
     identity: Any = f"odh-operator@{socket.gethostname()}/{os.getpid()}"
     asyncio.run(
         kopf.operator(clusterwide=True, standalone=True, identity=identity, liveness_endpoint=args.liveness or None)

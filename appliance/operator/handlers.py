@@ -69,7 +69,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Warnings become Events; kopf's per-tick "Timer succeeded" (INFO) must not. Good news is
-    # posted explicitly with kopf.info.
+    # posted explicitly with kopf.event (kopf.info obeys the level).
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = "odh-appliance.opendatahub.io/operator"
     settings.watching.server_timeout = 300
@@ -227,5 +227,5 @@ def write_status(
         if "=False" in line:
             logger.warning(line)  # posted as a Warning Event on the object
         else:
-            kopf.info(cast(kopf.Body, body), reason="ConditionChanged", message=line)
+            kopf.event(cast(kopf.Body, body), type="Normal", reason="ConditionChanged", message=line)
             logger.info(line)

@@ -43,6 +43,12 @@ def cluster_role() -> dict[str, Any]:
             {"apiGroups": [""], "resources": ["secrets", "services"], "verbs": read_write},
             {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": read_write},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            # kopf watches CRDs to notice resources appearing; read-only.
+            {
+                "apiGroups": ["apiextensions.k8s.io"],
+                "resources": ["customresourcedefinitions"],
+                "verbs": ["get", "list", "watch"],
+            },
         ],
     }
 
