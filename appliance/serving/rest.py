@@ -66,11 +66,12 @@ class RestApp:
         except Exception as exc:
             log.exception("bug while handling %s %s", scope["method"], scope["path"])
             status, ctype, body, extra = self._error(exc, model_label)
+        # Counted before the reply leaves, so a client that scrapes /metrics right after sees its request.
+        seconds = time.perf_counter() - start if endpoint == "infer" and status == 200 else None
+        self.metrics.request(model_label, "rest", endpoint, status, seconds)
         headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        seconds = time.perf_counter() - start if endpoint == "infer" and status == 200 else None
-        self.metrics.request(model_label, "rest", endpoint, status, seconds)
 
     def _error(self, exc: BaseException, model_label: str) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
         status = errors.status_of(exc)
@@ -133,11 +134,7 @@ class RestApp:
             return 200, JSON, b"{}", []
         raise errors.RouteNotFound(f"no such endpoint: {method} /v2/repository/{'/'.join(rest)}")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        declared = None
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                declared = int(value)  # the HTTP parser has already rejected a non-numeric one
+    async def _read_body(self, scope: Scope, receive: Receive, declared: int | None) -> bytes:
         if declared is not None and declared > self.max_body_bytes:
             raise errors.PayloadTooLarge(
                 f"request body of {declared} bytes is over this server's limit of {self.max_body_bytes} bytes"
@@ -170,11 +167,14 @@ class RestApp:
         self, name: str, version: str | None, scope: Scope, receive: Receive
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
         m = self.plane.get_model(name, version)
-        body = await self._read_body(scope, receive)
-        header_length = None
+        declared = header_value = None
         for key, value in scope["headers"]:
-            if key == b"inference-header-content-length":
-                header_length = _header_length(value, len(body))
+            if key == b"content-length":
+                declared = int(value)  # the HTTP parser has already rejected a non-numeric one
+            elif key == b"inference-header-content-length":
+                header_value = value
+        body = await self._read_body(scope, receive, declared)
+        header_length = None if header_value is None else _header_length(header_value, len(body))
         if header_length is None:
             doc, binary = _loads(body), None
         else:

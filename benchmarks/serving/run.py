@@ -355,6 +355,22 @@ class Bench:
         self.record("ours (1 worker) image", "REST binary", h2load(url, path, headers, 1, self.duration, h1=True))
         self.record("raw run image", "in-process", raw_run(self.image_model, {"x": self.image}, 1, self.duration))
 
+    def grpc_floor(self) -> None:
+        port = free_port()
+        with process([sys.executable, str(HERE / "grpc_floor.py"), str(port)], self.work / "grpc-floor.log") as proc:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            path, headers = self.body["grpc"]
+            url = f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"
+            h2load(url, path, headers, 8, self.warm, h1=False)
+            for c in self.args.concurrency:
+                result = h2load(url, path, headers, c, self.duration, h1=False)
+                self.record("grpc.aio, canned reply (floor)", "gRPC raw", result)
+
     def kserve(self) -> None:
         python = ensure_venv("kserve")
         http_port, grpc_port = free_port(), free_port()
@@ -381,7 +397,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything; report each cell's median")
-    parser.add_argument("--skip", nargs="*", default=[], help="targets to skip: bare ours ours2 kserve mlserver image")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="targets to skip: bare ours ours2 image grpcfloor kserve mlserver"
+    )
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         print("error: h2load is not installed\nhint: apt-get install nghttp2-client", file=sys.stderr)
@@ -390,7 +408,7 @@ def main() -> int:
     print(f"machine: {machine}", flush=True)
     bench = Bench(args)
     steps = [("bare", bench.bare), ("ours", lambda: bench.ours(1)), ("ours2", lambda: bench.ours(2))]
-    steps += [("kserve", bench.kserve), ("mlserver", bench.mlserver)]
+    steps += [("grpcfloor", bench.grpc_floor), ("kserve", bench.kserve), ("mlserver", bench.mlserver)]
     for round_ in range(args.rounds):
         print(f"round {round_ + 1} of {args.rounds}", flush=True)
         bench.floor()
@@ -458,6 +476,9 @@ def report(all_results: list[Result], machine: dict[str, object], args: argparse
         grpc = by.get(("ours (1 worker)", "gRPC raw", c))
         if ours and grpc:
             print(f"c={c}: ours gRPC / ours REST JSON = {grpc.rps / ours.rps:.2f}x")
+        floor = by.get(("grpc.aio, canned reply (floor)", "gRPC raw", c))
+        if ours and floor:
+            print(f"c={c}: grpc.aio doing nothing / ours REST JSON = {floor.rps / ours.rps:.2f}x")
     image, raw = by.get(("ours (1 worker) image", "REST binary", 1)), by.get(("raw run image", "in-process", 1))
     if image and raw:
         print(
