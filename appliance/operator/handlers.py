@@ -217,7 +217,9 @@ def write_status(
     new: dict[str, Any],
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
-    """Patch the status when it differs; each changed condition becomes an Event (warning if False)."""
+    """Patch the status when it differs; each changed condition becomes an Event (Warning if False).
+    Events are posted explicitly: the object logger's own posting did not reach the API from the
+    sync handlers' threads (seen on kopf 1.45.2)."""
     lines = changed(previous, new)
     if new != {k: previous.get(k) for k in new}:
         api.patch_cluster_status(*resource, name, new)
@@ -225,7 +227,8 @@ def write_status(
         if "(Removed)" in line:
             continue  # a component turned off on purpose is not news
         if "=False" in line:
-            logger.warning(line)  # posted as a Warning Event on the object
+            kopf.event(cast(kopf.Body, body), type="Warning", reason="ConditionChanged", message=line)
+            logger.warning(line)
         else:
             kopf.event(cast(kopf.Body, body), type="Normal", reason="ConditionChanged", message=line)
             logger.info(line)

@@ -253,3 +253,37 @@ def test_operator_killed_converges(cluster: k8s.Cluster, project: str) -> None:
     k8s.wait_for("RayReady back to Removed",
                  lambda: (condition(dsc(cluster), "RayReady").get("reason") == "Removed", "not yet"),
                  timeout=60, hint="")  # fmt: skip
+
+
+def test_bad_dsci_spec_is_a_condition_and_an_event_not_a_crash(cluster: k8s.Cluster) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    api = client.CustomObjectsApi(cluster.api_client)
+
+    def set_namespace(value: str) -> None:
+        api.patch_cluster_custom_object(crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME,
+                                        {"spec": {"applicationsNamespace": value}})  # fmt: skip
+
+    set_namespace("Not_A_Namespace")
+    try:
+        k8s.wait_for("InvalidSpec on the DSCI",
+                     lambda: (condition(dsci(cluster), "Ready").get("reason") == "InvalidSpec", "not yet"),
+                     timeout=60, hint="")  # fmt: skip
+        assert dsci(cluster)["status"]["phase"] == "Error"
+        assert "Not_A_Namespace" in condition(dsci(cluster), "Ready")["message"]
+
+        def warned() -> tuple[bool, str]:
+            events = cluster.core.list_event_for_all_namespaces(field_selector="type=Warning").items
+            return any(e.involved_object.name == install.DSCI_NAME and "InvalidSpec" in (e.message or "")
+                       for e in events), "no Warning event yet"  # fmt: skip
+
+        k8s.wait_for("a Warning event", warned, timeout=30, hint="")
+    finally:
+        set_namespace(APPS)
+    k8s.wait_for("the DSCI Ready again",
+                 lambda: (condition(dsci(cluster), "Ready").get("status") == "True", "not yet"),
+                 timeout=60, hint="")  # fmt: skip
+    assert k8s.deployment_ready(cluster, install.NAMESPACE, install.NAME)[0]  # it never crashed
+    selector = ",".join(f"{k}={v}" for k, v in install.LABELS.items())
+    (pod,) = cluster.core.list_namespaced_pod(install.NAMESPACE, label_selector=selector).items
+    assert all((s.restart_count or 0) == 0 for s in pod.status.container_statuses or [])
