@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from appliance import errors
+from appliance.bundle import build as bundle_build
 from appliance.bundle import definition
 from appliance.images import catalog
 from tests.unit.bundle import synthetic
@@ -34,7 +35,8 @@ def write(tmp_path: Path, data: object) -> Path:
 def test_the_shipped_default_bundle_lists_every_platform_image() -> None:
     spec = definition.load_definition(ROOT / "bundles" / "default.yaml")
     assert spec.name == "default"
-    assert {image.recipe for image in spec.images} == set(catalog.CATALOG)
+    # Every platform image, and the kind node image, so that `bundle load` + `up` need nothing else.
+    assert {image.recipe for image in spec.images} == set(catalog.CATALOG) | {bundle_build.NODE_IMAGE_RECIPE}
     assert [b.name for b in spec.binaries] == ["kind"]
     assert spec.binaries[0].version == spec.kind
 
