@@ -20,7 +20,7 @@ from pathlib import Path
 
 from appliance import errors, progress
 from appliance.bundle import archive, definition, verify
-from appliance.images import engine
+from appliance.images import catalog, engine
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,9 @@ def load(
                     f"after docker load, {image.tag} is {found}, not {image.id}",
                     hint="another image may have taken the tag meanwhile; run `appliance bundle load` again",
                 )
+            # The bundle's images become the platform's current ones: `up` installs `<repository>:latest`.
+            if image.name in catalog.CATALOG:
+                engine.tag(image.tag, f"{image.tag.rpartition(':')[0]}:latest")
         step.update(", ".join(image.tag for image in record.images) or "no images")
     return LoadResult(bundle, record, [image.tag for image in record.images], installed, content_dir)
 

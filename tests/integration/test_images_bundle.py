@@ -205,6 +205,8 @@ def test_load_restores_the_images_and_they_run(built: Built, run_cli: RunCli, da
     assert "v0.30.0" in subprocess.run([kind, "version"], capture_output=True, text=True, timeout=30, check=True).stdout
     for image in built.images:
         assert image_id(image.tag) == image.image_id
+        # `appliance up` installs <repository>:latest, so a loaded bundle must provide it.
+        assert image_id(image.tag.rpartition(":")[0] + ":latest") == image.image_id
     assert image_id("quay.io/minio/minio:odh-appliance-test") is not None
 
     tags = {image.name: image.tag for image in built.images}
