@@ -19,7 +19,7 @@ import pytest
 
 from appliance import k8s
 
-CLUSTER = "odh-e2e"
+CLUSTER = os.environ.get("ODH_E2E_CLUSTER", "odh-e2e")  # parallel runs need distinct names
 UP_TIMEOUT = 1200
 
 
