@@ -161,7 +161,7 @@ def test_second_up_changes_nothing(cluster: k8s.Cluster, appliance: Appliance) -
     before = node_container_id()
     result = appliance.run("up")
     assert result.returncode == 0, result.stderr
-    assert "cluster odh-e2e" in result.stderr and "running" in result.stderr
+    assert f"cluster {CLUSTER}" in result.stderr and "running" in result.stderr
     assert node_container_id() == before
     status = json.loads(appliance.run("status", "--json").stdout)
     assert status["running"] is True
