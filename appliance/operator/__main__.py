@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from appliance.operator import handlers, install
+from appliance.operator import inference_handlers as _serving  # noqa: F401 - registers on import
 
 
 def main(argv: list[str] | None = None) -> None:

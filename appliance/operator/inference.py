@@ -33,6 +33,7 @@ DEFAULT_IMAGE = "localhost/odh-appliance/model-server:latest"
 MODEL_DIR = "/mnt/models"
 HTTP_PORT = 8080
 GRPC_PORT = 8081
+PRESTOP_SECONDS = 3
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "odh-appliance-operator"}
 _STORAGE_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?")
@@ -259,6 +260,8 @@ def objects(isvc: Mapping[str, Any], runtime: Mapping[str, Any]) -> list[dict[st
         },
         "resources": dict(pred.resources or base.get("resources") or {}),
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        # An old pod keeps answering while the Service's endpoints drop it (a rollout drops no request).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
     }
     initializer = {
         "name": "storage-initializer",

@@ -43,6 +43,14 @@ def cluster_role() -> dict[str, Any]:
             {"apiGroups": [""], "resources": ["secrets", "services"], "verbs": read_write},
             {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": read_write},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            # Model serving: InferenceService → Deployment + Service; the default ServingRuntime; pods for status.
+            {
+                "apiGroups": [crds.KSERVE_GROUP],
+                "resources": ["inferenceservices", "inferenceservices/status", "servingruntimes"],
+                "verbs": ["get", "list", "watch", "create", "patch", "update"],
+            },
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": read_write},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             # kopf watches CRDs to notice resources appearing; read-only.
             {
                 "apiGroups": ["apiextensions.k8s.io"],

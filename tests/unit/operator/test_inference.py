@@ -63,6 +63,7 @@ def test_deployment_serves_the_model_from_an_init_container_download() -> None:
     assert main["imagePullPolicy"] == init["imagePullPolicy"] == "IfNotPresent"
     assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     assert dep["spec"]["replicas"] == 1
+    assert main["lifecycle"]["preStop"]["sleep"]["seconds"] > 0  # endpoints drop the old pod before it stops
 
 
 def test_service_is_named_like_kserve_raw_deployment_and_exposes_rest_and_grpc() -> None:
