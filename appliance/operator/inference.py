@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.operator import conditions, dataconnection
+from appliance.operator import components, conditions, dataconnection
 
 GROUP = "serving.kserve.io"
 ISVC = (GROUP, "v1beta1", "inferenceservices")
@@ -400,3 +400,21 @@ def status(
         "deploymentMode": "RawDeployment",
     }
     return result
+
+
+def health(image: str, node_images: Sequence[str], isvcs: Sequence[Mapping[str, Any]]) -> components.Health:
+    """`KserveReady` for the DataScienceCluster: the controller runs (whoever calls this) and the
+    model-server image that the default runtime uses is on the node; the message counts services."""
+    if image not in node_images:
+        return components.Health(
+            False,
+            "ImageNotPresent",
+            f"the model-server image {image} is not on the node; run `appliance images build model-server` "
+            "and `appliance up`",
+        )
+    ready = sum(conditions.is_true((i.get("status") or {}).get("conditions"), "Ready") for i in isvcs)
+    return components.Health(
+        True,
+        "ReconcileCompleted",
+        f"the InferenceService controller runs; {ready}/{len(isvcs)} InferenceServices ready",
+    )

@@ -237,3 +237,14 @@ def test_operator_rbac_covers_serving() -> None:
     assert allowed("apps", "deployments", "patch")
     assert allowed("", "services", "create")
     assert allowed("", "pods", "list")
+
+
+def test_kserve_health_needs_the_model_server_image_on_the_node_and_counts_services() -> None:
+    missing = inference.health("img:1", ["registry.k8s.io/pause:3.10"], [])
+    assert (missing.ready, missing.reason) == (False, "ImageNotPresent")
+    assert "img:1" in missing.message
+    ok = inference.status(isvc(), problem=None, deployment=rolled())
+    bad = inference.status(isvc(), problem=("InvalidStorageUri", "x"), deployment=None)
+    found = inference.health("img:1", ["img:1"], [{"status": ok}, {"status": bad}])
+    assert (found.ready, found.reason) == (True, "ReconcileCompleted")
+    assert "1/2 InferenceServices ready" in found.message
