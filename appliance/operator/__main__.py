@@ -18,6 +18,7 @@ import kopf
 
 from appliance.operator import handlers, install
 from appliance.operator import inference_handlers as _serving  # noqa: F401 - registers on import
+from appliance.operator import notebook_handlers as _workbenches  # noqa: F401 - registers on import
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -25,6 +25,8 @@ DSCI = (crds.DSCI_GROUP, "v1", "dscinitializations")
 DSC = (crds.DSC_GROUP, "v1", "datascienceclusters")
 
 _client: kube.Client | None = None
+# Health probes of implemented components, registered by their controllers' modules on import.
+HEALTH: dict[str, Callable[[], components.Health]] = {}
 
 
 def client() -> kube.Client:
@@ -202,7 +204,8 @@ def reconcile_dsc(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         else:
             ready, why = False, "no DSCInitialization exists; create one (appliance up does)"
         previous = dict(body.get("status") or {})
-        new = components.dsc_status(body.get("spec"), {}, previous, platform_ready=ready, platform_message=why)
+        health = {name: probe() for name, probe in HEALTH.items()}
+        new = components.dsc_status(body.get("spec"), health, previous, platform_ready=ready, platform_message=why)
         write_status(body, api, DSC, body["metadata"]["name"], previous, new, logger)
     except errors.ApplianceError as exc:
         raise kopf.TemporaryError(exc.message, delay=RETRY_DELAY) from exc

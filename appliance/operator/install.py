@@ -20,6 +20,7 @@ DSC_NAME = "default-dsc"
 HEALTH_PORT = 8080
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "odh-appliance"}
 MINIO_IMAGE_ENV = "ODH_OPERATOR_MINIO_IMAGE"
+CULLER_CONFIG = "notebook-controller-culler-config"  # upstream Kubeflow's ConfigMap name
 
 
 def cluster_role() -> dict[str, Any]:
@@ -43,14 +44,21 @@ def cluster_role() -> dict[str, Any]:
             {"apiGroups": [""], "resources": ["secrets", "services"], "verbs": read_write},
             {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": read_write},
             {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-            # Model serving: InferenceService → Deployment + Service; the default ServingRuntime; pods for status.
+            # Workbenches: Notebook → StatefulSet + Service + PVC + token Secret; the pod for status.
+            {
+                "apiGroups": [crds.KUBEFLOW_GROUP],
+                "resources": ["notebooks", "notebooks/status"],
+                "verbs": ["get", "list", "watch", "patch", "update"],
+            },
+            {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": read_write},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            # Model serving: InferenceService → Deployment + Service; the default ServingRuntime.
             {
                 "apiGroups": [crds.KSERVE_GROUP],
                 "resources": ["inferenceservices", "inferenceservices/status", "servingruntimes"],
                 "verbs": ["get", "list", "watch", "create", "patch", "update"],
             },
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": read_write},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             # kopf watches CRDs to notice resources appearing; read-only.
             {
                 "apiGroups": ["apiextensions.k8s.io"],
@@ -83,6 +91,8 @@ def operator_manifests(operator_image: str, minio_image: str) -> list[dict[str, 
                             "image": operator_image,
                             "imagePullPolicy": "IfNotPresent",  # loaded into the node; nothing is pulled
                             "env": [{"name": MINIO_IMAGE_ENV, "value": minio_image}],
+                            # Culling (ENABLE_CULLING, CULL_IDLE_TIME, IDLENESS_CHECK_PERIOD) as upstream.
+                            "envFrom": [{"configMapRef": {"name": CULLER_CONFIG, "optional": True}}],
                             "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
                             # kopf's health endpoint answers once the operator has started.
                             "readinessProbe": {

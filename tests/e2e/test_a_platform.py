@@ -163,10 +163,10 @@ def test_dsci_is_ready_with_object_storage(cluster: k8s.Cluster) -> None:
 
 def test_dsc_reports_unimplemented_managed_components_honestly(cluster: k8s.Cluster) -> None:
     obj = dsc(cluster)
-    # The default config sets workbenches Managed; this increment does not implement it yet.
-    assert obj["spec"]["components"]["workbenches"]["managementState"] == "Managed"
-    workbenches = condition(obj, "WorkbenchesReady")
-    assert (workbenches["status"], workbenches["reason"]) == ("False", "NotImplemented")
+    # The default config sets the dashboard Managed; the appliance does not implement it yet.
+    assert obj["spec"]["components"]["dashboard"]["managementState"] == "Managed"
+    dashboard = condition(obj, "DashboardReady")
+    assert (dashboard["status"], dashboard["reason"]) == ("False", "NotImplemented")
     assert condition(obj, "RayReady")["reason"] == "Removed"
     assert condition(obj, "ComponentsReady")["status"] == "False"
     assert condition(obj, "Ready")["status"] == "False"
@@ -180,7 +180,7 @@ def test_status_and_credentials_commands(appliance: Appliance, cluster: k8s.Clus
     assert status["platform_phase"] == "Not Ready"
     assert status["object_storage"]["status"] == "True"
     by_name = {c["name"]: c for c in status["components"]}
-    assert by_name["workbenches"]["reason"] == "NotImplemented"
+    assert by_name["dashboard"]["reason"] == "NotImplemented"
     assert by_name["kserve"]["condition"] == "KserveReady"
     creds = appliance.run("credentials", "--json", timeout=60)
     assert creds.returncode == 0, creds.stderr

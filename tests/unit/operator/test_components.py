@@ -29,15 +29,24 @@ def test_every_upstream_component_has_a_condition_named_like_upstream() -> None:
 
 
 def test_managed_but_unimplemented_component_says_so_and_blocks_ready() -> None:
-    status = components.dsc_status(spec(workbenches="Managed", ray="Removed"), {}, at=AT)
-    wb = cond(status, "WorkbenchesReady")
-    assert (wb["status"], wb["reason"]) == ("False", "NotImplemented")
-    assert "does not implement" in wb["message"]
+    status = components.dsc_status(spec(dashboard="Managed", ray="Removed"), {}, at=AT)
+    dashboard = cond(status, "DashboardReady")
+    assert (dashboard["status"], dashboard["reason"]) == ("False", "NotImplemented")
+    assert "does not implement" in dashboard["message"]
     assert cond(status, "ComponentsReady")["status"] == "False"
-    assert "workbenches (NotImplemented)" in cond(status, "ComponentsReady")["message"]
+    assert "dashboard (NotImplemented)" in cond(status, "ComponentsReady")["message"]
     assert cond(status, "Ready")["status"] == "False"
     assert status["phase"] == "Not Ready"
-    assert status["installedComponents"]["workbenches"] is False
+    assert status["installedComponents"]["dashboard"] is False
+
+
+def test_workbenches_are_implemented_and_wait_for_the_controller_health() -> None:
+    status = components.dsc_status(spec(workbenches="Managed"), {}, at=AT)
+    assert cond(status, "WorkbenchesReady")["reason"] == "Progressing"
+    health = {"workbenches": components.Health(True, "ReconcileCompleted", "the Notebook controller runs")}
+    ready = components.dsc_status(spec(workbenches="Managed"), health, at=AT)
+    assert cond(ready, "WorkbenchesReady")["status"] == "True"
+    assert ready["installedComponents"]["workbenches"] is True
 
 
 def test_all_removed_is_ready_and_removed_conditions_match_upstream() -> None:
