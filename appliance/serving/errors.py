@@ -74,7 +74,7 @@ class Status:
 STATUS: dict[type[ServingError], Status] = {
     ServingError: Status(500, "INTERNAL"),
     InvalidInput: Status(400, "INVALID_ARGUMENT"),
-    PayloadTooLarge: Status(413, "RESOURCE_EXHAUSTED"),
+    PayloadTooLarge: Status(400, "RESOURCE_EXHAUSTED"),  # the issue asks 400 for every bad request body
     RequestTimeout: Status(408, "DEADLINE_EXCEEDED"),
     ModelNotFound: Status(404, "NOT_FOUND"),
     ModelNotReady: Status(503, "UNAVAILABLE"),

@@ -198,7 +198,7 @@ def test_wrong_inference_header_content_length(server: RunningServer, header: An
 def test_body_over_the_size_limit(server: RunningServer) -> None:
     body = b'{"inputs": [' + b" " * (9 * 1024 * 1024) + b"]}"  # the server runs with --max-body-mb 8
     status, payload = post(server, "/v2/models/four/infer", body)
-    assert status == 413
+    assert status == 400
     assert "limit" in json.loads(payload)["error"]
     assert_still_serving(server)
 
