@@ -1,7 +1,8 @@
 """Model serving on the real kind cluster: an InferenceService in the upstream YAML shape serves an
 ONNX model from MinIO through the project's data connection, answers Open Inference Protocol v2
-requests from inside the cluster, rolls out a new model version without dropping a request, reports
-bad specs as conditions and Warning events, and takes its Deployment and Service with it on delete.
+requests (REST and gRPC) from inside the cluster, rolls out a new model version without dropping a
+request, reports bad specs as conditions and Warning events, and takes its Deployment and Service
+with it on delete.
 
 Named `test_c_*` so it runs after the platform tests and before `test_cluster.py` (which ends with
 `appliance down`). It also runs alone: the `cluster` fixture brings the platform up.
@@ -82,6 +83,21 @@ while time.monotonic() < deadline and streak < 10:
         failures.append(repr(exc))
     time.sleep(0.05)
 print("LOOP " + json.dumps({"count": count, "failures": failures, "streak": streak}))
+"""
+
+GRPC_INFER = """
+import json, os, numpy as np, grpc
+from appliance.serving.proto import grpc_predict_v2_pb2 as pb, grpc_predict_v2_pb2_grpc as pb_grpc
+stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(os.environ["TARGET"]))
+print("ready", stub.ModelReady(pb.ModelReadyRequest(name="demo"), timeout=10).ready)
+req = pb.ModelInferRequest(model_name="demo", inputs=[
+    pb.ModelInferRequest.InferInputTensor(name=n, datatype="FP32", shape=[1, 4],
+                                          contents=pb.InferTensorContents(fp32_contents=[v + i for v in (1, 2, 3, 4)]))
+    for i, n in enumerate("abcd")])
+resp = stub.ModelInfer(req, timeout=10)
+out = {o.name: (list(o.contents.fp32_contents) or np.frombuffer(raw, np.float32).tolist())
+       for o, raw in zip(resp.outputs, list(resp.raw_output_contents) or [b""] * len(resp.outputs))}
+print("RESULT " + json.dumps(out))
 """
 
 
@@ -243,6 +259,12 @@ def test_inference_service_serves_rolls_out_and_is_deleted(cluster: k8s.Cluster,
     assert status["url"] == f"http://demo-predictor.{project}.svc.cluster.local:8080"
     assert status["modelStatus"]["states"]["activeModelState"] == "Loaded"
     assert close(infer_once(cluster, status["url"]), expected_v1())
+    # The same model over gRPC (inference.GRPCInferenceService on the Service's grpc port).
+    target = f"demo-predictor.{project}.svc.cluster.local:{inference.GRPC_PORT}"
+    log = finish_pod(cluster, start_pod(cluster, "grpc", GRPC_INFER, {"TARGET": target}))
+    assert "ready True" in log
+    (line,) = [x for x in log.splitlines() if x.startswith("RESULT ")]
+    assert close(json.loads(line.removeprefix("RESULT ")), expected_v1())
 
     # A new storageUri: a new ReplicaSet rolls out while a client keeps asking; no request fails.
     dep = cluster.apps.read_namespaced_deployment("demo-predictor", project)
