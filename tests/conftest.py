@@ -26,6 +26,22 @@ from appliance.images import gobuild, recipes
 MINIO_START_TIMEOUT = 60.0
 
 
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, what: str) -> None:
+    """Poll `url` until it answers 200; fail with the process's log if it exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout}s:\n{log.read_text(errors='replace')}")
+
+
 @dataclass(frozen=True)
 class MinioServer:
     endpoint: str  # host:port
@@ -78,19 +94,7 @@ def minio_server(minio_binary: Path, tmp_path_factory: pytest.TempPathFactory) -
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + MINIO_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"minio exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/minio/health/live", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"minio did not answer /minio/health/live within {MINIO_START_TIMEOUT}s")
-            time.sleep(0.1)
+        wait_http_ok(f"{server.url}/minio/health/live", proc, Path(log.name), MINIO_START_TIMEOUT, "minio")
         yield server
     finally:
         proc.terminate()

@@ -12,9 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import onnx_models
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_http_ok
 
 START_TIMEOUT = 60.0
 DATATYPES = list(onnx_models.ONNX_TYPES)
@@ -52,18 +49,7 @@ class RunningServer:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server not ready within {timeout}s:\n{log.read_text(errors='replace')}")
+    wait_http_ok(f"{url}/v2/health/ready", proc, log, timeout, "the model server")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
