@@ -15,6 +15,7 @@ generated once by the handler; a notebook never runs without auth (DESIGN.md §7
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,9 @@ TOKEN_KEY = "token"
 # What a pod reports when its image cannot be had; on this appliance nothing is pulled from a registry,
 # so each of these means "the image is not in the node" and never heals by waiting.
 IMAGE_PROBLEMS = ("ErrImageNeverPull", "ImagePullBackOff", "ErrImagePull", "InvalidImageName")
+# Arguments that would switch JupyterLab's auth off (`--ServerApp.token=''`, as upstream examples and
+# the ODH dashboard's NOTEBOOK_ARGS have, relying on a proxy this appliance does not run): dropped.
+_NO_AUTH_ARG = re.compile(r"^--[\w.]*\.(token|password)=(''|\"\"|)$")
 
 
 class InvalidSpec(ValueError):
@@ -103,6 +107,9 @@ def _container(namespace: str, name: str, given: Mapping[str, Any], workspace: b
             "valueFrom": {"secretKeyRef": {"name": token_secret_name(name), "key": TOKEN_KEY}},
         },
     ]
+    for key in ("command", "args"):
+        if isinstance(container.get(key), list):
+            container[key] = [a for a in container[key] if not (isinstance(a, str) and _NO_AUTH_ARG.match(a))]
     if not container.get("command") and not container.get("args"):
         # The workbench image's CMD, plus the base URL; the token comes from JUPYTER_TOKEN.
         container["args"] = [

@@ -93,6 +93,18 @@ def test_users_command_is_kept() -> None:
     assert env(container)["NB_PREFIX"] == "/notebook/proj/wb"
 
 
+def test_args_that_switch_auth_off_are_dropped() -> None:
+    obj = nb()
+    given = ["jupyter", "lab", "--ServerApp.token=''", '--NotebookApp.password=""', "--LabApp.token=", "--port=8888"]
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = given
+    (container,) = notebook.statefulset(obj)["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["jupyter", "lab", "--port=8888"]
+    assert env(container)["JUPYTER_TOKEN"] == {"secretKeyRef": {"name": "wb-token", "key": "token"}}
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = ["--ServerApp.token=chosen"]
+    (kept,) = notebook.statefulset(obj)["spec"]["template"]["spec"]["containers"]
+    assert kept["args"] == ["--ServerApp.token=chosen"]  # a real token the user picked is theirs
+
+
 def test_data_connection_env_from_passes_through() -> None:
     obj = nb()
     obj["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "aws-connection-minio"}}]
