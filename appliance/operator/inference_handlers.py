@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 
 from appliance import errors
-from appliance.operator import dataconnection, handlers, inference, kube
+from appliance.operator import components, dataconnection, handlers, inference, kube
 
 MODEL_SERVER_IMAGE_ENV = "ODH_OPERATOR_MODEL_SERVER_IMAGE"
 RECONCILE_INTERVAL = 5.0
@@ -114,3 +114,21 @@ def reconcile(isvc: dict[str, Any], logger: logging.Logger | logging.LoggerAdapt
             message=line,
         )
         (logger.warning if warning else logger.info)(f"{namespace}/{name}: {line}")
+
+
+def serving_health() -> components.Health:
+    """KserveReady for the DataScienceCluster: this controller is loaded, it can list InferenceServices
+    cluster-wide, and the model-server image its default runtime uses is on the node."""
+    api = handlers.client()
+    try:
+        isvcs = api.call(api.custom.list_cluster_custom_object, *inference.ISVC).get("items") or []
+        nodes = api.call(api.core.list_node).items
+    except errors.ApplianceError as exc:
+        return components.Health(False, "APIUnavailable", exc.message)
+    except Exception as exc:
+        return components.Health(False, "InferenceServiceControllerInactive", f"cannot list: {exc}")
+    names = [n for node in nodes for img in node.status.images or [] for n in img.names or []]
+    return inference.health(image(), names, isvcs)
+
+
+handlers.HEALTH["kserve"] = serving_health

@@ -59,6 +59,8 @@ def cluster_role() -> dict[str, Any]:
                 "verbs": ["get", "list", "watch", "create", "patch", "update"],
             },
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": read_write},
+            # KserveReady: is the model-server image on the node?
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
             # kopf watches CRDs to notice resources appearing; read-only.
             {
                 "apiGroups": ["apiextensions.k8s.io"],

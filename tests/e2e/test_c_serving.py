@@ -21,7 +21,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from appliance import k8s
-from appliance.operator import dataconnection, inference
+from appliance.actions import platform
+from appliance.operator import crds, dataconnection, inference, install
 from tests import onnx_models
 
 pytestmark = pytest.mark.e2e
@@ -250,6 +251,20 @@ def test_project_gets_the_default_onnx_serving_runtime(cluster: k8s.Cluster, pro
     k8s.wait_for("the default ServingRuntime", present, timeout=60, hint="")
     rt = custom(cluster).get_namespaced_custom_object(group, version, project, plural, inference.DEFAULT_RUNTIME)
     assert rt["spec"]["supportedModelFormats"][0]["name"] == "onnx"
+
+
+def test_dsc_reports_kserve_ready(cluster: k8s.Cluster, project: str) -> None:
+    """KserveReady is True only because the controller runs and the model-server image is on the node."""
+
+    def kserve() -> dict[str, Any]:
+        dsc = platform.read_cluster_object(cluster, crds.DSC_GROUP, "v1", "datascienceclusters", install.DSC_NAME)
+        conds = ((dsc or {}).get("status") or {}).get("conditions") or []
+        return next((dict(c) for c in conds if c["type"] == "KserveReady"), {})
+
+    k8s.wait_for("KserveReady", lambda: (kserve().get("status") == "True", str(kserve())), timeout=60, hint="")
+    cond = kserve()
+    assert cond["reason"] == "ReconcileCompleted"
+    assert "the InferenceService controller runs" in cond["message"]
 
 
 def test_inference_service_serves_rolls_out_and_is_deleted(cluster: k8s.Cluster, project: str) -> None:

@@ -237,6 +237,7 @@ def test_operator_rbac_covers_serving() -> None:
     assert allowed("apps", "deployments", "patch")
     assert allowed("", "services", "create")
     assert allowed("", "pods", "list")
+    assert allowed("", "nodes", "list")  # KserveReady looks for the model-server image on the node
 
 
 def test_kserve_health_needs_the_model_server_image_on_the_node_and_counts_services() -> None:
