@@ -147,4 +147,6 @@ def deployment_ready(cluster: Cluster, namespace: str, name: str) -> tuple[bool,
         raise
     want = dep.spec.replicas if dep.spec.replicas is not None else 1
     ready = dep.status.ready_replicas or 0
+    if (dep.status.observed_generation or 0) < (dep.metadata.generation or 0):
+        return False, f"{ready}/{want} replicas ready; the new spec is not rolled out yet"
     return ready >= want and (dep.status.updated_replicas or 0) >= want, f"{ready}/{want} replicas ready"

@@ -16,7 +16,7 @@ from typing import Any
 from appliance import errors, k8s
 from appliance.actions.context import Context
 from appliance.images import catalog, engine
-from appliance.operator import components, crds, initialization, install, minio
+from appliance.operator import components, crds, inference, initialization, install, minio
 
 CRD_TIMEOUT = 60.0
 OPERATOR_TIMEOUT = 180.0
@@ -70,7 +70,11 @@ def install_crds(ctx: Context) -> None:
 def install_operator(ctx: Context) -> None:
     with ctx.progress.step("install the operator") as step:
         operator_image, minio_image = image_ref("operator"), image_ref("minio")
-        ctx.cluster().apply(install.operator_manifests(operator_image, minio_image))
+        try:
+            model_server_image = image_ref("model-server")
+        except errors.ApplianceError:  # serving then reports the missing image in KserveReady
+            model_server_image = inference.DEFAULT_IMAGE
+        ctx.cluster().apply(install.operator_manifests(operator_image, minio_image, model_server_image))
         step.update(operator_image)
 
 

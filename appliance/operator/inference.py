@@ -30,6 +30,9 @@ ISVC = (GROUP, "v1beta1", "inferenceservices")
 RUNTIMES = (GROUP, "v1alpha1", "servingruntimes")
 DEFAULT_RUNTIME = "odh-onnx-runtime"
 DEFAULT_IMAGE = "localhost/odh-appliance/model-server:latest"
+# The operator Deployment sets this to the content-hash tag `appliance up` found, so that a rebuilt
+# model-server image rolls the predictors; without it, DEFAULT_IMAGE.
+MODEL_SERVER_IMAGE_ENV = "ODH_OPERATOR_MODEL_SERVER_IMAGE"
 MODEL_DIR = "/mnt/models"
 HTTP_PORT = 8080
 GRPC_PORT = 8081

@@ -19,7 +19,7 @@ import kopf
 from appliance import errors
 from appliance.operator import components, dataconnection, handlers, inference, kube
 
-MODEL_SERVER_IMAGE_ENV = "ODH_OPERATOR_MODEL_SERVER_IMAGE"
+MODEL_SERVER_IMAGE_ENV = inference.MODEL_SERVER_IMAGE_ENV
 RECONCILE_INTERVAL = 5.0
 
 

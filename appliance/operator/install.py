@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.operator import components, crds, initialization
+from appliance.operator import components, crds, inference, initialization
 
 NAMESPACE = "odh-appliance-system"
 NAME = "odh-operator"
@@ -71,7 +71,9 @@ def cluster_role() -> dict[str, Any]:
     }
 
 
-def operator_manifests(operator_image: str, minio_image: str) -> list[dict[str, Any]]:
+def operator_manifests(
+    operator_image: str, minio_image: str, model_server_image: str = inference.DEFAULT_IMAGE
+) -> list[dict[str, Any]]:
     """Namespace, ServiceAccount, ClusterRole(Binding) and the operator Deployment, in apply order."""
     meta = {"namespace": NAMESPACE, "labels": dict(LABELS)}
     deployment = {
@@ -92,7 +94,10 @@ def operator_manifests(operator_image: str, minio_image: str) -> list[dict[str, 
                             "name": "operator",
                             "image": operator_image,
                             "imagePullPolicy": "IfNotPresent",  # loaded into the node; nothing is pulled
-                            "env": [{"name": MINIO_IMAGE_ENV, "value": minio_image}],
+                            "env": [
+                                {"name": MINIO_IMAGE_ENV, "value": minio_image},
+                                {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": model_server_image},
+                            ],
                             # Culling (ENABLE_CULLING, CULL_IDLE_TIME, IDLENESS_CHECK_PERIOD) as upstream.
                             "envFrom": [{"configMapRef": {"name": CULLER_CONFIG, "optional": True}}],
                             "ports": [{"name": "health", "containerPort": HEALTH_PORT}],

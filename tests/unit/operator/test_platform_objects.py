@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from appliance.operator import conditions, crds, dataconnection, handlers, initialization, install, minio
+from appliance.operator import conditions, crds, dataconnection, handlers, inference, initialization, install, minio
 
 
 def test_crds_cover_the_odh_and_kserve_apis_with_status_and_open_schemas() -> None:
@@ -146,6 +146,10 @@ def test_install_manifests_least_rights_and_no_pulls() -> None:
     assert container["image"] == "localhost/odh-appliance/operator:abc"
     assert container["imagePullPolicy"] in ("Never", "IfNotPresent")
     assert {"name": install.MINIO_IMAGE_ENV, "value": "localhost/odh-appliance/minio:def"} in container["env"]
+    assert {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": inference.DEFAULT_IMAGE} in container["env"]
+    pinned = install.operator_manifests("op:1", "minio:2", "localhost/odh-appliance/model-server:abc")
+    pinned_env = pinned[4]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": "localhost/odh-appliance/model-server:abc"} in pinned_env
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert docs[4]["spec"]["template"]["spec"]["serviceAccountName"] == docs[1]["metadata"]["name"]
 
