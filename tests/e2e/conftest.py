@@ -75,3 +75,19 @@ def cluster(appliance: Appliance) -> k8s.Cluster:
     result = appliance.run("-v", "up")
     assert result.returncode == 0, f"appliance up failed:\n{result.stdout}\n{result.stderr}"
     return k8s.Cluster(appliance.kubeconfig)
+
+
+def finish_pod(cluster: k8s.Cluster, name: str, namespace: str, timeout: float = 180) -> str:
+    """Wait for a run-once pod to finish, delete it and return its log; fail with the log unless it succeeded."""
+    phase = ""
+
+    def done() -> tuple[bool, str]:
+        nonlocal phase
+        phase = cluster.core.read_namespaced_pod(name, namespace).status.phase
+        return phase in ("Succeeded", "Failed"), phase
+
+    k8s.wait_for(f"pod {name}", done, timeout=timeout, hint="")
+    log = str(cluster.core.read_namespaced_pod_log(name, namespace))
+    cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    assert phase == "Succeeded", f"pod {name} {phase}: {log}"
+    return log

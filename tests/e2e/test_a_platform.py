@@ -18,6 +18,7 @@ import pytest
 from appliance import k8s
 from appliance.actions import platform
 from appliance.operator import crds, dataconnection, install, minio
+from tests.e2e import conftest
 from tests.e2e.conftest import Appliance
 
 pytestmark = pytest.mark.e2e
@@ -130,18 +131,7 @@ def run_s3_pod(cluster: k8s.Cluster, namespace: str) -> str:
         },
     }  # fmt: skip
     cluster.apply([pod])
-    phase = ""
-
-    def done() -> tuple[bool, str]:
-        nonlocal phase
-        phase = cluster.core.read_namespaced_pod(name, namespace).status.phase
-        return phase in ("Succeeded", "Failed"), phase
-
-    k8s.wait_for(f"pod {name}", done, timeout=180, hint="")
-    log = str(cluster.core.read_namespaced_pod_log(name, namespace))
-    cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-    assert phase == "Succeeded", log
-    return log
+    return conftest.finish_pod(cluster, name, namespace)
 
 
 def test_up_installed_the_crds_and_the_operator(cluster: k8s.Cluster) -> None:

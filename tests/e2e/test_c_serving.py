@@ -24,6 +24,7 @@ from appliance import k8s
 from appliance.actions import platform
 from appliance.operator import crds, dataconnection, inference, install
 from tests import onnx_models
+from tests.e2e import conftest
 
 pytestmark = pytest.mark.e2e
 
@@ -175,18 +176,7 @@ def start_pod(cluster: k8s.Cluster, prefix: str, script: str, env: dict[str, str
 
 
 def finish_pod(cluster: k8s.Cluster, name: str, timeout: float = 180) -> str:
-    phase = ""
-
-    def done() -> tuple[bool, str]:
-        nonlocal phase
-        phase = cluster.core.read_namespaced_pod(name, PROJECT).status.phase
-        return phase in ("Succeeded", "Failed"), phase
-
-    k8s.wait_for(f"pod {name}", done, timeout=timeout, hint="")
-    log = str(cluster.core.read_namespaced_pod_log(name, PROJECT))
-    cluster.core.delete_namespaced_pod(name, PROJECT, grace_period_seconds=0)
-    assert phase == "Succeeded", log
-    return log
+    return conftest.finish_pod(cluster, name, PROJECT, timeout)
 
 
 def infer_once(cluster: k8s.Cluster, url: str) -> dict[str, list[float]]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from appliance import k8s
-from tests.e2e.conftest import CLUSTER, Appliance
+from tests.e2e.conftest import CLUSTER, Appliance, finish_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -40,18 +40,7 @@ def pod(name: str, image: str, script: str, **spec: Any) -> dict[str, Any]:
 
 
 def wait_pod_done(cluster: k8s.Cluster, name: str, timeout: float = 180) -> str:
-    """Wait for a pod to finish; return its log; fail with the log when it did not succeed."""
-    phase = ""
-
-    def check() -> tuple[bool, str]:
-        nonlocal phase
-        phase = cluster.core.read_namespaced_pod(name, NAMESPACE).status.phase
-        return phase in ("Succeeded", "Failed"), phase
-
-    k8s.wait_for(f"pod {name}", check, timeout=timeout, hint="")
-    log = cluster.core.read_namespaced_pod_log(name, NAMESPACE)
-    assert phase == "Succeeded", f"pod {name} {phase}: {log}"
-    return str(log)
+    return finish_pod(cluster, name, NAMESPACE, timeout)
 
 
 def helper_image(cluster: k8s.Cluster) -> str:
@@ -136,8 +125,7 @@ def test_pvc_data_survives_a_pod_restart(cluster: k8s.Cluster, appliance: Applia
     mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
     token = f"written-{time.time_ns()}"
     cluster.apply([pod("e2e-writer", image, f"echo {token} > /data/token", container=mount, **volume)])
-    wait_pod_done(cluster, "e2e-writer")
-    cluster.core.delete_namespaced_pod("e2e-writer", NAMESPACE, grace_period_seconds=0)
+    wait_pod_done(cluster, "e2e-writer")  # and deletes it: the reader below is the restarted pod
     claim = cluster.core.read_namespaced_persistent_volume_claim("e2e-data", NAMESPACE)
     assert claim.status.phase == "Bound"
     assert claim.spec.storage_class_name == "standard"
