@@ -297,7 +297,17 @@ def status(loaded: config.Loaded) -> status_action.Status:
 def credentials(loaded: config.Loaded) -> dict[str, str]:
     """The MinIO root credentials (access_key, secret_key, endpoint, secret) — shown only on request."""
     ctx = _action_context(loaded, progress.Progress())
-    return platform_action.credentials(ctx.cluster())
+    found = platform_action.credentials(ctx.cluster())
+    url = platform_action.gateway_url(ctx)
+    if url:
+        found["gateway_endpoint"] = url  # the same S3 API from this host, through the gateway
+    return found
+
+
+def endpoints(loaded: config.Loaded) -> list[dict[str, str]]:
+    """What a person opens from this host, through the gateway: name, url, auth (how to authenticate)."""
+    ctx = _action_context(loaded, progress.Progress())
+    return platform_action.endpoints(ctx, ctx.cluster())
 
 
 def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:

@@ -28,12 +28,14 @@ APP_NAME = "odh-appliance"
 ENV_PREFIX = "ODH_APPLIANCE_"
 CONFIG_FILE_ENV = "ODH_APPLIANCE_CONFIG"
 
-# The DataScienceCluster components (upstream names) and whether the appliance turns them on by default.
+# The DataScienceCluster components (upstream names) and whether the appliance turns them on by default:
+# the ones it implements. Turning on one it does not implement yet is allowed, and the DataScienceCluster
+# then says so in that component's condition (and is not Ready).
 DEFAULT_COMPONENTS: dict[str, bool] = {
-    "dashboard": True,
+    "dashboard": False,  # the ODH dashboard is not bundled; the gateway and `appliance tui` stand in
     "workbenches": True,
     "kserve": True,
-    "datasciencepipelines": True,
+    "datasciencepipelines": False,  # until the pipeline server lands (issue #7)
     "modelregistry": False,
     "ray": False,
     "kueue": False,

@@ -17,6 +17,9 @@ class Context:
     provider: provider_mod.Provider
     progress: progress.Progress
     source_root: Callable[[], Path]  # where images/ lives (needed only to build the node image)
+    # The platform images `up` loaded into the node, by name → content-hash tag: the operator is given
+    # exactly these, even if an image is rebuilt (and `:latest` moves) while `up` runs.
+    images: dict[str, str] = field(default_factory=dict)
     _cluster: k8s.Cluster | None = field(default=None, repr=False)
 
     @property

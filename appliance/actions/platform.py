@@ -16,12 +16,17 @@ from typing import Any
 from appliance import errors, k8s
 from appliance.actions.context import Context
 from appliance.images import catalog, engine
-from appliance.operator import components, crds, inference, initialization, install, minio
+from appliance.operator import components, crds, gateway, inference, initialization, install, minio
 
 CRD_TIMEOUT = 60.0
 OPERATOR_TIMEOUT = 180.0
 MINIO_TIMEOUT = 300.0
-DSC_TIMEOUT = 120.0
+DSC_TIMEOUT = 240.0
+
+
+GATEWAY_TIMEOUT = 180.0
+# Reasons a Managed component will keep until someone changes the spec: `up` reports them, never waits.
+SETTLED = frozenset({"NotImplemented", "InvalidManagementState", "UnknownComponent"})
 
 
 def run(ctx: Context) -> None:
@@ -30,11 +35,28 @@ def run(ctx: Context) -> None:
     apply_platform(ctx)
     wait_operator(ctx)
     wait_object_storage(ctx)
+    wait_gateway(ctx)
     report_components(ctx)
 
 
-def image_ref(name: str) -> str:
-    """The content-hash tag of a locally present platform image (so a rebuild rolls the pod)."""
+def gateway_url(ctx: Context) -> str | None:
+    """How a person on this host reaches the gateway; None where the appliance does not map the port
+    (an existing cluster: its NodePort is on the node's address)."""
+    if ctx.provider.name != "kind":
+        return None
+    address = ctx.cfg.bind_address
+    if address in ("0.0.0.0", "::", ""):
+        address = "127.0.0.1"
+    elif ":" in address:
+        address = f"[{address}]"
+    return f"http://{address}:{ctx.cfg.ports.http}"
+
+
+def image_ref(ctx: Context, name: str) -> str:
+    """The content-hash tag of a platform image (so a rebuild rolls the pod): the one `up` loaded,
+    else the one `:latest` names in the local engine now."""
+    if name in ctx.images:
+        return ctx.images[name]
     spec = catalog.get(name)
     info = engine.inspect(f"{spec.repository()}:latest")
     if info is None:
@@ -69,12 +91,15 @@ def install_crds(ctx: Context) -> None:
 
 def install_operator(ctx: Context) -> None:
     with ctx.progress.step("install the operator") as step:
-        operator_image, minio_image = image_ref("operator"), image_ref("minio")
+        operator_image, minio_image = image_ref(ctx, "operator"), image_ref(ctx, "minio")
         try:
-            model_server_image = image_ref("model-server")
+            model_server_image = image_ref(ctx, "model-server")
         except errors.ApplianceError:  # serving then reports the missing image in KserveReady
             model_server_image = inference.DEFAULT_IMAGE
-        ctx.cluster().apply(install.operator_manifests(operator_image, minio_image, model_server_image))
+        ctx.cluster().apply(
+            install.operator_manifests(operator_image, minio_image, model_server_image,
+                                       gateway_image=image_ref(ctx, "gateway"), gateway_url=gateway_url(ctx))
+        )  # fmt: skip
         step.update(operator_image)
 
 
@@ -116,17 +141,75 @@ def wait_object_storage(ctx: Context) -> None:
         step.update("ready; credentials: `appliance credentials`")
 
 
+def wait_gateway(ctx: Context) -> None:
+    cluster = ctx.cluster()
+    with ctx.progress.step("wait for the gateway") as step:
+
+        def check() -> tuple[bool, str]:
+            dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
+            cond = _condition(dsci, "GatewayReady")
+            if cond is None:
+                return False, "the operator has not reported on the gateway yet"
+            return cond.get("status") == "True", str(cond.get("message", ""))
+
+        ns = initialization.DEFAULT_NAMESPACE
+        k8s.wait_for("the gateway", check, timeout=GATEWAY_TIMEOUT, on_wait=step.update,
+                     hint=f"`kubectl -n {ns} describe deploy {gateway.NAME}` and "
+                     f"`kubectl -n {ns} logs deploy/{gateway.NAME}` show why")  # fmt: skip
+        step.update(gateway_url(ctx) or f"NodePort {gateway.HTTP_NODEPORT} on the node")
+
+
+def endpoints(ctx: Context, cluster: k8s.Cluster) -> list[dict[str, str]]:
+    """What a person opens, through the gateway: name, URL, and how to authenticate."""
+    base = gateway_url(ctx)
+    if base is None:
+        return []
+    grpc = base.rsplit(":", 1)[0].removeprefix("http://") + f":{ctx.cfg.ports.grpc}"
+    found = [
+        {"name": "MinIO S3 API (path-style)", "url": base, "auth": "`appliance credentials`"},
+        {"name": "MinIO console", "url": f"{base}{minio.CONSOLE_PATH}/", "auth": "`appliance credentials`"},
+    ]
+    from kubernetes import client  # noqa: PLC0415
+
+    api = client.CustomObjectsApi(cluster.api_client)
+    notebooks = cluster.call(api.list_cluster_custom_object, crds.KUBEFLOW_GROUP, "v1", "notebooks")
+    for nb in notebooks.get("items") or []:
+        meta = nb["metadata"]
+        found.append({"name": f"workbench {meta['namespace']}/{meta['name']}",
+                      "url": f"{base}/notebook/{meta['namespace']}/{meta['name']}/",
+                      "auth": f"token in Secret {meta['namespace']}/{meta['name']}-token"})  # fmt: skip
+    isvcs = cluster.call(api.list_cluster_custom_object, *inference.ISVC)
+    for isvc in isvcs.get("items") or []:
+        meta = isvc["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        auth = (f"Bearer token in Secret {ns}/{gateway.token_secret_name(name)}" if gateway.auth_enabled(isvc)
+                else "none (enable-auth: false)")  # fmt: skip
+        found.append({"name": f"model {ns}/{name} (REST)", "url": gateway.external_url(base, ns, name), "auth": auth})
+        found.append({"name": f"model {ns}/{name} (gRPC)", "url": f"{grpc} (authority {name}.{ns})", "auth": auth})
+    return found
+
+
 def report_components(ctx: Context) -> None:
     """One step per Managed component, ending ✓ when Ready; NotImplemented ones are reported, not fatal."""
     cluster = ctx.cluster()
-    with ctx.progress.step("wait for the DataScienceCluster status") as step:
+    with ctx.progress.step("wait for the DataScienceCluster to be Ready") as step:
 
         def check() -> tuple[bool, str]:
-            dsc = read_cluster_object(cluster, crds.DSC_GROUP, "v1", "datascienceclusters", install.DSC_NAME)
-            return _condition(dsc, "ComponentsReady") is not None, "the operator has not reported yet"
+            state = platform_state(cluster)
+            if state.phase is None:
+                return False, "the operator has not reported yet"
+            # An image `up` did not load stays missing; one it just loaded appears in the node's
+            # status within seconds (the kubelet reports images periodically).
+            settled = SETTLED if "model-server" in ctx.images else SETTLED | {"ImageNotPresent"}
+            blocked = [c for c in state.components if c["state"] == "Managed" and c["status"] != "True"]
+            waiting = [f"{c['name']} ({c['reason']})" for c in blocked if c["reason"] not in settled]
+            # Ready; or it never will be until someone changes the spec (reported below, not waited for).
+            done = state.ready or (bool(blocked) and not waiting)
+            return done, "waiting for " + ", ".join(waiting or ["the DataScienceCluster's next pass"])
 
-        k8s.wait_for("the DataScienceCluster status", check, timeout=DSC_TIMEOUT, on_wait=step.update,
-                     hint=f"`kubectl -n {install.NAMESPACE} logs deploy/{install.NAME}` shows why")  # fmt: skip
+        k8s.wait_for("the DataScienceCluster", check, timeout=DSC_TIMEOUT, on_wait=step.update,
+                     hint="`appliance status` shows each component's condition; "
+                     f"`kubectl -n {install.NAMESPACE} logs deploy/{install.NAME}` the operator's view")  # fmt: skip
         step.update(f"phase {platform_state(cluster).phase}")
     for item in platform_state(cluster).components:
         if item["state"] != "Managed":

@@ -26,6 +26,7 @@ class Status:
     platform_phase: str | None = None  # the DataScienceCluster's phase (None: no platform installed)
     object_storage: dict[str, str] | None = None  # MinIO's condition on the DSCInitialization
     components: list[dict[str, str]] = field(default_factory=list)  # one condition per component
+    endpoints: list[dict[str, str]] = field(default_factory=list)  # name, url, auth (through the gateway)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +45,8 @@ def run(ctx: Context) -> Status:
         installed = platform.platform_state(cluster)
         status.platform_phase, status.object_storage = installed.phase, installed.object_storage
         status.components = installed.components if installed.phase is not None else []
+        if installed.phase is not None:
+            status.endpoints = platform.endpoints(ctx, cluster)
     except errors.ApplianceError as exc:
         status.problem = exc.message
     if state.nodes:

@@ -29,17 +29,23 @@ def run(ctx: Context, *, merge_kubeconfig: bool = False) -> None:
     write_kubeconfig(ctx, merge=merge_kubeconfig)
     wait_node_ready(ctx)
     wait_dns(ctx)
-    load_images(ctx, platform_image_refs())
+    load_images(ctx, platform_image_refs(ctx))
     platform.run(ctx)  # CRDs → operator → DSCI → DSC, wait for MinIO, report components
 
 
-def platform_image_refs() -> list[str]:
-    """Every tag of the platform images present in the local engine (built, or loaded from a bundle)."""
+def platform_image_refs(ctx: Context) -> list[str]:
+    """Every tag of the platform images present in the local engine (built, or loaded from a bundle);
+    each image's content-hash tag is remembered in `ctx.images` for the operator's manifests."""
     refs: list[str] = []
     for spec in catalog.CATALOG.values():
         info = engine.inspect(f"{spec.repository()}:latest")
-        if info is not None:
-            refs.extend(tag for tag in info.tags if tag.startswith(spec.repository() + ":"))
+        if info is None:
+            continue
+        tags = sorted(tag for tag in info.tags if tag.startswith(spec.repository() + ":"))
+        refs.extend(tags)
+        hashed = [tag for tag in tags if not tag.endswith(":latest")]
+        if hashed:
+            ctx.images[spec.name] = hashed[0]
     return refs
 
 

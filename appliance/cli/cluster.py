@@ -36,6 +36,18 @@ def up(state: State, merge_kubeconfig: bool) -> None:
     state.out.print(f"  try: kubectl --kubeconfig {kubeconfig} get nodes", highlight=False)
     state.out.print("  platform: `appliance status` shows each component's condition", highlight=False)
     state.out.print("  MinIO credentials (shown only on request): `appliance credentials`", highlight=False)
+    print_endpoints(state, api.endpoints(loaded))
+
+
+def print_endpoints(state: State, found: list[dict[str, str]]) -> None:
+    if not found:
+        return
+    table = Table(title="endpoints (through the gateway)", title_justify="left")
+    for column in ("what", "url", "auth"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(item["name"], item["url"], item["auth"])
+    state.out.print(table)
 
 
 @click.command()
@@ -90,6 +102,7 @@ def status(state: State, as_json: bool) -> None:
                 item["name"], item["state"], item["condition"], item["status"], item["reason"], item["message"]
             )
         state.out.print(table)
+    print_endpoints(state, result.endpoints)
     if result.problem:
         state.out.print(f"  problem: {result.problem}", highlight=False)
 
@@ -109,6 +122,8 @@ def credentials(state: State, as_json: bool) -> None:
         return
     state.out.print(f"MinIO (Secret {result['secret']})", highlight=False)
     state.out.print(f"  endpoint (in the cluster): {result['endpoint']}", highlight=False)
+    if result.get("gateway_endpoint"):
+        state.out.print(f"  endpoint (from this host): {result['gateway_endpoint']}", highlight=False)
     state.out.print(f"  access key: {result['access_key']}", highlight=False)
     state.out.print(f"  secret key: {result['secret_key']}", highlight=False)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from appliance.operator import gateway_handlers as _gateway  # noqa: F401 - registers on import
 from appliance.operator import handlers, install
 from appliance.operator import inference_handlers as _serving  # noqa: F401 - registers on import
 from appliance.operator import notebook_handlers as _workbenches  # noqa: F401 - registers on import

@@ -17,7 +17,17 @@ from typing import Any, cast
 import kopf
 
 from appliance import errors
-from appliance.operator import components, conditions, crds, dataconnection, initialization, install, kube, minio
+from appliance.operator import (
+    components,
+    conditions,
+    crds,
+    dataconnection,
+    gateway,
+    initialization,
+    install,
+    kube,
+    minio,
+)
 
 RECONCILE_INTERVAL = 10.0  # seconds between full passes over each DSCI/DSC (recreates deleted objects)
 RETRY_DELAY = 10.0
@@ -27,6 +37,8 @@ DSC = (crds.DSC_GROUP, "v1", "datascienceclusters")
 _client: kube.Client | None = None
 # Health probes of implemented components, registered by their controllers' modules on import.
 HEALTH: dict[str, Callable[[], components.Health]] = {}
+# The gateway's reconcile (api, dsci, namespace) → (ready, message), registered by `gateway_handlers`.
+GATEWAY: Callable[[kube.Client, Mapping[str, Any], str], tuple[bool, str]] | None = None
 
 
 def client() -> kube.Client:
@@ -110,13 +122,16 @@ def reconcile_platform(dsci: dict[str, Any], logger: logging.Logger | logging.Lo
     )
     credentials = ensure_credentials(api, namespace, logger)
     image = os.environ.get(install.MINIO_IMAGE_ENV, minio.DEFAULT_IMAGE)
-    api.apply(owned(obj, dsci) for obj in minio.objects(namespace, image))
+    url = os.environ.get(gateway.URL_ENV) or None
+    api.apply(owned(obj, dsci) for obj in minio.objects(namespace, image, gateway_url=url))
     ready, message = minio.statefulset_ready(api.read(api.apps.read_namespaced_stateful_set, minio.NAME, namespace))
     if ready:
         ready, message = ensure_buckets(namespace, credentials, message)
     for ns in project_namespaces(api):
         api.apply([owned(dataconnection.secret(ns, credentials, minio.endpoint(namespace)), dsci)])
-    write_status(dsci, api, DSCI, name, previous, initialization.status(namespace, ready, message, previous), logger)
+    routed = GATEWAY(api, dsci, namespace) if GATEWAY is not None else None
+    new = initialization.status(namespace, ready, message, previous, gateway=routed)
+    write_status(dsci, api, DSCI, name, previous, new, logger)
 
 
 def ensure_credentials(

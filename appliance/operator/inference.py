@@ -354,11 +354,13 @@ def status(
     *,
     problem: tuple[str, str] | None,
     deployment: Mapping[str, Any] | None,
+    external_url: str | None = None,
     at: str | None = None,
 ) -> dict[str, Any]:
     """The InferenceService `status`: url, PredictorReady/Ready conditions, modelStatus.
 
     `problem`: (reason, message) from `InvalidSpec` or `pod_problem`; it wins over the rollout's state.
+    `external_url`: where a person reaches it (the gateway); `status.address.url` stays in-cluster.
     """
     meta = isvc["metadata"]
     previous = isvc.get("status") or {}
@@ -389,7 +391,7 @@ def status(
         model_status["lastFailureInfo"] = {"reason": reason, "message": message}
     result: dict[str, Any] = {
         "observedGeneration": meta.get("generation", 0),
-        "url": url(meta["name"], meta["namespace"]),
+        "url": external_url or url(meta["name"], meta["namespace"]),
         "address": {"url": url(meta["name"], meta["namespace"])},
         "conditions": conditions.merge(
             [

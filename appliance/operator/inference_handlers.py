@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from typing import Any, cast
 
 import kopf
 
 from appliance import errors
-from appliance.operator import components, dataconnection, handlers, inference, kube
+from appliance.operator import components, dataconnection, gateway, gateway_handlers, handlers, inference, kube
 
 MODEL_SERVER_IMAGE_ENV = inference.MODEL_SERVER_IMAGE_ENV
 RECONCILE_INTERVAL = 5.0
@@ -96,7 +97,12 @@ def reconcile(isvc: dict[str, Any], logger: logging.Logger | logging.LoggerAdapt
         selector = ",".join(f"{k}={v}" for k, v in inference.selector(name).items())
         pods = api.call(api.core.list_namespaced_pod, namespace, label_selector=selector).items
         problem = inference.pod_problem([api.api_client.sanitize_for_serialization(p) for p in pods])
-    new = inference.status(isvc, problem=problem, deployment=deployment)
+    base = os.environ.get(gateway.URL_ENV)
+    external = gateway.external_url(base, namespace, name) if base else None
+    if gateway.auth_enabled(isvc) and ensure_token(api, isvc):
+        logger.info(f"{namespace}/{name}: bearer token created in Secret {gateway.token_secret_name(name)}")
+        gateway_handlers.reconcile_now(logger)  # route it now, not at the next platform pass
+    new = inference.status(isvc, problem=problem, deployment=deployment, external_url=external)
     previous = isvc.get("status") or {}
     if new != {k: previous.get(k) for k in new}:
         group, version, plural = inference.ISVC
@@ -114,6 +120,14 @@ def reconcile(isvc: dict[str, Any], logger: logging.Logger | logging.LoggerAdapt
             message=line,
         )
         (logger.warning if warning else logger.info)(f"{namespace}/{name}: {line}")
+
+
+def ensure_token(api: kube.Client, isvc: dict[str, Any]) -> bool:
+    """The InferenceService's bearer token Secret, created once with a random token; True when created now."""
+    meta = isvc["metadata"]
+    if api.read(api.core.read_namespaced_secret, gateway.token_secret_name(meta["name"]), meta["namespace"]):
+        return False
+    return api.create_once(gateway.token_secret(isvc, secrets.token_urlsafe(32)))
 
 
 def serving_health() -> components.Health:

@@ -3,7 +3,8 @@
 Called by `handlers` on every DSCInitialization reconcile. The DSCInitialization owns the platform's
 shared parts: the applications namespace (`spec.applicationsNamespace`, default `opendatahub`) and
 the object storage (MinIO) in it. Conditions: `Ready` (upstream), and `ObjectStorageReady`, an
-appliance addition that says whether MinIO answers. A bad spec yields `Ready=False` with reason
+appliance addition that says whether MinIO answers, and `GatewayReady`, whether the gateway
+(`gateway`) runs its latest configuration. A bad spec yields `Ready=False` with reason
 `InvalidSpec` — never an exception that would make kopf retry forever.
 """
 
@@ -36,10 +37,13 @@ def status(
     storage_message: str,
     previous: Mapping[str, Any] | None = None,
     *,
+    gateway: tuple[bool, str] | None = None,
     error: str | None = None,
     at: str | None = None,
 ) -> dict[str, Any]:
-    """The full `status` of a DSCInitialization; `error` is a spec problem that blocks everything."""
+    """The full `status` of a DSCInitialization; `error` is a spec problem that blocks everything.
+
+    `gateway`: (ready, message) of the platform gateway, when the operator runs one."""
     if error is not None:
         conds = [
             conditions.condition("Ready", False, "InvalidSpec", error),
@@ -47,18 +51,27 @@ def status(
         ]
         phase = "Error"
     else:
+        ready, why = storage_ready, storage_message
+        parts = [
+            conditions.condition(
+                "ObjectStorageReady", storage_ready, "MinIOReady" if storage_ready else "MinIONotReady", storage_message
+            )
+        ]
+        if gateway is not None:
+            reason = "GatewayReady" if gateway[0] else "GatewayNotReady"
+            parts.append(conditions.condition("GatewayReady", gateway[0], reason, gateway[1]))
+            if ready and not gateway[0]:
+                ready, why = False, gateway[1]
         conds = [
             conditions.condition(
                 "Ready",
-                storage_ready,
-                "ReconcileCompleted" if storage_ready else "Progressing",
-                "the platform is initialized" if storage_ready else storage_message,
+                ready,
+                "ReconcileCompleted" if ready else "Progressing",
+                "the platform is initialized" if ready else why,
             ),
-            conditions.condition(
-                "ObjectStorageReady", storage_ready, "MinIOReady" if storage_ready else "MinIONotReady", storage_message
-            ),
+            *parts,
         ]
-        phase = "Ready" if storage_ready else "Progressing"
+        phase = "Ready" if ready else "Progressing"
     result: dict[str, Any] = {
         "phase": phase,
         "conditions": conditions.merge(conds, (previous or {}).get("conditions"), at=at),

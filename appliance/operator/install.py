@@ -3,7 +3,8 @@
 Called by `appliance.actions.platform` during `appliance up` (pure: it returns objects, the action
 applies them). The operator gets the least rights it needs for what it manages today: its own
 custom resources and their status, namespaces (to find data science projects), Secrets (MinIO
-credentials and data connections), Services and StatefulSets (MinIO), and Events.
+credentials, data connections, tokens, the gateway's configuration), Services, StatefulSets and
+Deployments (MinIO, workbenches, model servers, the gateway), and Events.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.operator import components, crds, inference, initialization
+from appliance.operator import components, crds, gateway, inference, initialization
 
 NAMESPACE = "odh-appliance-system"
 NAME = "odh-operator"
@@ -72,9 +73,24 @@ def cluster_role() -> dict[str, Any]:
 
 
 def operator_manifests(
-    operator_image: str, minio_image: str, model_server_image: str = inference.DEFAULT_IMAGE
+    operator_image: str,
+    minio_image: str,
+    model_server_image: str = inference.DEFAULT_IMAGE,
+    *,
+    gateway_image: str = gateway.DEFAULT_IMAGE,
+    gateway_url: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Namespace, ServiceAccount, ClusterRole(Binding) and the operator Deployment, in apply order."""
+    """Namespace, ServiceAccount, ClusterRole(Binding) and the operator Deployment, in apply order.
+
+    `gateway_url`: how a person reaches the gateway from the host (`http://127.0.0.1:8080`); it goes
+    into InferenceService URLs and MinIO's console redirect. None where the appliance cannot know it."""
+    env = [
+        {"name": MINIO_IMAGE_ENV, "value": minio_image},
+        {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": model_server_image},
+        {"name": gateway.IMAGE_ENV, "value": gateway_image},
+    ]
+    if gateway_url:
+        env.append({"name": gateway.URL_ENV, "value": gateway_url})
     meta = {"namespace": NAMESPACE, "labels": dict(LABELS)}
     deployment = {
         "apiVersion": "apps/v1",
@@ -94,10 +110,7 @@ def operator_manifests(
                             "name": "operator",
                             "image": operator_image,
                             "imagePullPolicy": "IfNotPresent",  # loaded into the node; nothing is pulled
-                            "env": [
-                                {"name": MINIO_IMAGE_ENV, "value": minio_image},
-                                {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": model_server_image},
-                            ],
+                            "env": env,
                             # Culling (ENABLE_CULLING, CULL_IDLE_TIME, IDLENESS_CHECK_PERIOD) as upstream.
                             "envFrom": [{"configMapRef": {"name": CULLER_CONFIG, "optional": True}}],
                             "ports": [{"name": "health", "containerPort": HEALTH_PORT}],

@@ -16,6 +16,8 @@ from typing import Any
 NAME = "minio"
 SECRET = "minio-root"  # keys: MINIO_ROOT_USER, MINIO_ROOT_PASSWORD
 API_PORT = 9000
+CONSOLE_PORT = 9001  # the web console, reached through the gateway at /minio/ui/
+CONSOLE_PATH = "/minio/ui"
 DEFAULT_IMAGE = "localhost/odh-appliance/minio:latest"
 DEFAULT_BUCKETS = ("models", "data", "pipelines")
 DEFAULT_REGION = "us-east-1"
@@ -59,12 +61,19 @@ def service(namespace: str) -> dict[str, Any]:
         "metadata": {"name": NAME, "namespace": namespace, "labels": dict(LABELS)},
         "spec": {
             "selector": dict(SELECTOR),
-            "ports": [{"name": "api", "port": API_PORT, "targetPort": "api", "protocol": "TCP"}],
+            "ports": [
+                {"name": "api", "port": API_PORT, "targetPort": "api", "protocol": "TCP"},
+                {"name": "console", "port": CONSOLE_PORT, "targetPort": "console", "protocol": "TCP"},
+            ],
         },
     }
 
 
-def statefulset(namespace: str, image: str = DEFAULT_IMAGE, storage: str = STORAGE_REQUEST) -> dict[str, Any]:
+def statefulset(
+    namespace: str, image: str = DEFAULT_IMAGE, storage: str = STORAGE_REQUEST, *, gateway_url: str | None = None
+) -> dict[str, Any]:
+    """The MinIO StatefulSet; with `gateway_url`, the console is on and redirects to `<gateway>/minio/ui`."""
+
     def secret_env(name: str) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": name}}}
 
@@ -76,6 +85,13 @@ def statefulset(namespace: str, image: str = DEFAULT_IMAGE, storage: str = STORA
             "timeoutSeconds": 5,
         }
 
+    console = f":{CONSOLE_PORT}"
+    browser = [{"name": "MINIO_BROWSER", "value": "off"}]
+    if gateway_url:
+        browser = [
+            {"name": "MINIO_BROWSER", "value": "on"},
+            {"name": "MINIO_BROWSER_REDIRECT_URL", "value": gateway_url.rstrip("/") + CONSOLE_PATH},
+        ]
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -93,13 +109,16 @@ def statefulset(namespace: str, image: str = DEFAULT_IMAGE, storage: str = STORA
                             "name": NAME,
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",  # loaded into the node; nothing is pulled
-                            "args": ["server", "/data", "--address", f":{API_PORT}"],
+                            "args": ["server", "/data", "--address", f":{API_PORT}", "--console-address", console],
                             "env": [
                                 secret_env("MINIO_ROOT_USER"),
                                 secret_env("MINIO_ROOT_PASSWORD"),
-                                {"name": "MINIO_BROWSER", "value": "off"},
+                                *browser,
                             ],
-                            "ports": [{"name": "api", "containerPort": API_PORT}],
+                            "ports": [
+                                {"name": "api", "containerPort": API_PORT},
+                                {"name": "console", "containerPort": CONSOLE_PORT},
+                            ],
                             "readinessProbe": probe("/minio/health/ready", 5, 3),
                             "livenessProbe": probe("/minio/health/live", 20, 6),
                             "resources": {
@@ -125,9 +144,9 @@ def statefulset(namespace: str, image: str = DEFAULT_IMAGE, storage: str = STORA
     }
 
 
-def objects(namespace: str, image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
+def objects(namespace: str, image: str = DEFAULT_IMAGE, *, gateway_url: str | None = None) -> list[dict[str, Any]]:
     """Everything but the credentials Secret, in apply order."""
-    return [service(namespace), statefulset(namespace, image)]
+    return [service(namespace), statefulset(namespace, image, gateway_url=gateway_url)]
 
 
 def statefulset_ready(sts: dict[str, Any] | None) -> tuple[bool, str]:

@@ -41,6 +41,14 @@ class Appliance:
         )  # fmt: skip
 
     @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['ODH_APPLIANCE_PORTS__HTTP']}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.env['ODH_APPLIANCE_PORTS__GRPC']}"
+
+    @property
     def cluster_dir(self) -> Path:
         return self.data_home / "odh-appliance" / "clusters" / CLUSTER
 
@@ -70,7 +78,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
 def cluster(appliance: Appliance) -> k8s.Cluster:
     # The workload image of the tests, and the platform's images (`up` installs the operator and
     # MinIO); cached, so this takes seconds unless the sources changed.
-    built = appliance.run("images", "build", "model-server", "operator", "minio", "workbench")
+    built = appliance.run("images", "build", "model-server", "operator", "minio", "workbench", "gateway")
     assert built.returncode == 0, f"appliance images build failed:\n{built.stdout}\n{built.stderr}"
     result = appliance.run("-v", "up")
     assert result.returncode == 0, f"appliance up failed:\n{result.stdout}\n{result.stderr}"

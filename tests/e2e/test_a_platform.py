@@ -149,29 +149,58 @@ def test_dsci_is_ready_with_object_storage(cluster: k8s.Cluster) -> None:
     assert obj["status"]["applicationsNamespace"] == APPS
     assert condition(obj, "Ready")["status"] == "True"
     assert condition(obj, "ObjectStorageReady")["status"] == "True"
+    assert condition(obj, "GatewayReady")["status"] == "True"
+
+
+def wait_dsc(cluster: k8s.Cluster, kind: str, reason: str, timeout: float = 90) -> dict[str, Any]:
+    """The DataScienceCluster once its condition `kind` has `reason`."""
+    found: dict[str, Any] = {}
+
+    def check() -> tuple[bool, str]:
+        found.update(dsc(cluster))
+        cond = condition(found, kind) if found.get("status") else {}
+        return cond.get("reason") == reason, str(cond)
+
+    k8s.wait_for(f"{kind} {reason}", check, timeout=timeout, hint="")
+    return found
+
+
+def test_up_reached_dsc_ready(cluster: k8s.Cluster) -> None:
+    obj = dsc(cluster)
+    assert obj["status"]["phase"] == "Ready", obj["status"]
+    assert condition(obj, "Ready")["status"] == "True"
+    assert condition(obj, "WorkbenchesReady")["status"] == "True"
+    assert condition(obj, "KserveReady")["status"] == "True"
+    # Components the appliance does not implement are Removed by default, not silently "ready".
+    assert obj["spec"]["components"]["dashboard"]["managementState"] == "Removed"
+    assert condition(obj, "RayReady")["reason"] == "Removed"
 
 
 def test_dsc_reports_unimplemented_managed_components_honestly(cluster: k8s.Cluster) -> None:
-    obj = dsc(cluster)
-    # The default config sets the dashboard Managed; the appliance does not implement it yet.
-    assert obj["spec"]["components"]["dashboard"]["managementState"] == "Managed"
-    dashboard = condition(obj, "DashboardReady")
-    assert (dashboard["status"], dashboard["reason"]) == ("False", "NotImplemented")
-    assert condition(obj, "RayReady")["reason"] == "Removed"
-    assert condition(obj, "ComponentsReady")["status"] == "False"
-    assert condition(obj, "Ready")["status"] == "False"
-    assert obj["status"]["phase"] == "Not Ready"
+    set_component(cluster, "dashboard", "Managed")
+    try:
+        obj = wait_dsc(cluster, "DashboardReady", "NotImplemented")
+        assert condition(obj, "DashboardReady")["status"] == "False"
+        assert "does not implement" in condition(obj, "DashboardReady")["message"]
+        assert condition(obj, "ComponentsReady")["status"] == "False"
+        assert "dashboard (NotImplemented)" in condition(obj, "Ready")["message"]
+        assert obj["status"]["phase"] == "Not Ready"
+    finally:
+        set_component(cluster, "dashboard", "Removed")
+    assert wait_dsc(cluster, "Ready", "ReconcileCompleted")["status"]["phase"] == "Ready"
 
 
 def test_status_and_credentials_commands(appliance: Appliance, cluster: k8s.Cluster) -> None:
     result = appliance.run("status", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    assert status["platform_phase"] == "Not Ready"
+    assert status["platform_phase"] == "Ready"
     assert status["object_storage"]["status"] == "True"
     by_name = {c["name"]: c for c in status["components"]}
-    assert by_name["dashboard"]["reason"] == "NotImplemented"
+    assert by_name["dashboard"]["reason"] == "Removed"
     assert by_name["kserve"]["condition"] == "KserveReady"
+    urls = {e["name"]: e["url"] for e in status["endpoints"]}
+    assert urls["MinIO console"] == f"{appliance.gateway_url}/minio/ui/"
     creds = appliance.run("credentials", "--json", timeout=60)
     assert creds.returncode == 0, creds.stderr
     shown = json.loads(creds.stdout)
@@ -179,9 +208,32 @@ def test_status_and_credentials_commands(appliance: Appliance, cluster: k8s.Clus
     assert stored is not None
     assert shown["access_key"] == stored["MINIO_ROOT_USER"]
     assert shown["secret_key"] == stored["MINIO_ROOT_PASSWORD"] != "minioadmin"
+    assert shown["gateway_endpoint"] == appliance.gateway_url
     plain = appliance.run("status", timeout=60)
-    assert "NotImplemented" in plain.stdout
+    assert "KserveReady" in plain.stdout and "MinIO console" in plain.stdout
     assert stored["MINIO_ROOT_PASSWORD"] not in plain.stdout  # credentials only on request
+
+
+def test_dsci_reports_the_gateway(cluster: k8s.Cluster, appliance: Appliance) -> None:
+    cond = condition(dsci(cluster), "GatewayReady")
+    assert cond["status"] == "True" and appliance.gateway_url in cond["message"]
+
+
+def test_minio_s3_api_and_console_through_the_gateway(appliance: Appliance, cluster: k8s.Cluster) -> None:
+    import io  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from minio import Minio  # noqa: PLC0415
+
+    stored = secret_data(cluster, APPS, minio.SECRET)
+    assert stored is not None
+    host = appliance.gateway_url.removeprefix("http://")
+    s3 = Minio(host, stored["MINIO_ROOT_USER"], stored["MINIO_ROOT_PASSWORD"], secure=False, region="us-east-1")
+    assert {"data", "models", "pipelines"} <= {b.name for b in s3.list_buckets()}
+    s3.put_object("data", "e2e/from-host.txt", io.BytesIO(b"through the gateway"), 19)
+    assert s3.get_object("data", "e2e/from-host.txt").read() == b"through the gateway"
+    with urllib.request.urlopen(f"{appliance.gateway_url}/minio/ui/", timeout=10) as resp:
+        assert resp.status == 200 and b"MinIO Console" in resp.read()
 
 
 def test_minio_answers_s3_through_the_data_connection(cluster: k8s.Cluster, project: str) -> None:

@@ -9,13 +9,19 @@ Named `test_b_*`: after `test_a_platform.py`, before `test_cluster.py` (which en
 
 from __future__ import annotations
 
+import base64
 import json
+import time
+import urllib.error
+import urllib.request
+import uuid
 from typing import Any
 
 import pytest
 
 from appliance import k8s
 from appliance.operator import crds, dataconnection, install, notebook
+from tests.e2e.conftest import Appliance
 from tests.e2e.test_a_platform import condition, dsc, wait_secret
 
 pytestmark = pytest.mark.e2e
@@ -179,8 +185,83 @@ def test_jupyterlab_answers_on_the_service_with_the_token_only(cluster: k8s.Clus
     assert without in ("403", "302", "401"), out
 
 
-def test_train_export_onnx_and_upload_through_the_data_connection(cluster: k8s.Cluster, workbench: str) -> None:
-    out = exec_python(cluster, TRAIN, timeout=240)
+def jupyter_token(cluster: k8s.Cluster) -> str:
+    secret = cluster.core.read_namespaced_secret(notebook.token_secret_name(NAME), PROJECT)
+    return base64.b64decode(secret.data[notebook.TOKEN_KEY]).decode()
+
+
+def gateway_get(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def test_jupyterlab_answers_through_the_gateway_with_its_token(
+    cluster: k8s.Cluster, appliance: Appliance, workbench: str
+) -> None:
+    url = f"{appliance.gateway_url}/notebook/{PROJECT}/{NAME}/api/status"
+    auth = {"Authorization": f"token {jupyter_token(cluster)}"}
+
+    def answered() -> tuple[bool, str]:
+        code, body = gateway_get(url, auth)
+        return code == 200, f"{code} {body[:200]}"
+
+    k8s.wait_for("JupyterLab through the gateway", answered, timeout=90, hint="the route should come within seconds")
+    assert "last_activity" in gateway_get(url, auth)[1]
+    assert gateway_get(url, {})[0] in (401, 403)
+    assert gateway_get(url, {"Authorization": "token wrong"})[0] in (401, 403)
+
+
+def run_in_kernel(base: str, token: str, code: str, timeout: float = 300) -> str:
+    """Start a kernel through the gateway (REST), run `code` over its websocket channel (Jupyter
+    messaging protocol 5.3), and return its stdout; fail with the traceback when the cell fails."""
+    from websockets.sync.client import connect  # noqa: PLC0415
+
+    auth = {"Authorization": f"token {token}"}
+    request = urllib.request.Request(f"{base}/api/kernels", data=b"{}", headers=auth, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        kernel = json.loads(resp.read())["id"]
+    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
+    message = {
+        "header": {"msg_id": msg_id, "username": "e2e", "session": session, "msg_type": "execute_request",
+                   "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }  # fmt: skip
+    out: list[str] = []
+    deadline = time.monotonic() + timeout
+    ws_url = f"{base.replace('http://', 'ws://')}/api/kernels/{kernel}/channels?session_id={session}"
+    try:
+        with connect(ws_url, additional_headers=auth, open_timeout=30, max_size=None) as ws:
+            ws.send(json.dumps(message))
+            while time.monotonic() < deadline:
+                reply = json.loads(ws.recv(timeout=max(1.0, deadline - time.monotonic())))
+                if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = reply["msg_type"], reply["content"]
+                if kind == "stream":
+                    out.append(content["text"])
+                elif kind == "error":
+                    raise AssertionError("the cell failed:\n" + "\n".join(content["traceback"]))
+                elif kind == "execute_reply":
+                    assert content["status"] == "ok", content
+                    return "".join(out)
+        raise AssertionError(f"no execute_reply within {timeout} s; output so far: {''.join(out)}")
+    finally:
+        delete = urllib.request.Request(f"{base}/api/kernels/{kernel}", headers=auth, method="DELETE")
+        urllib.request.urlopen(delete, timeout=30).close()
+
+
+def test_kernel_trains_exports_onnx_and_uploads_through_the_data_connection(
+    cluster: k8s.Cluster, appliance: Appliance, workbench: str
+) -> None:
+    base = f"{appliance.gateway_url}/notebook/{PROJECT}/{NAME}"
+    out = run_in_kernel(base, jupyter_token(cluster), TRAIN)
     assert "uploaded data" in out, out
     listing = exec_python(cluster, "import os, boto3; s3 = boto3.client('s3', endpoint_url=os.environ["
                           "'AWS_S3_ENDPOINT']); print(s3.head_object(Bucket='data', Key='e2e-workbench/iris.onnx')"

@@ -22,9 +22,10 @@ from onnx import TensorProto, helper
 
 from appliance import k8s
 from appliance.actions import platform
-from appliance.operator import crds, dataconnection, inference, install
+from appliance.operator import crds, dataconnection, gateway, inference, install
 from tests import onnx_models
 from tests.e2e import conftest
+from tests.e2e.conftest import Appliance
 
 pytestmark = pytest.mark.e2e
 
@@ -257,13 +258,18 @@ def test_dsc_reports_kserve_ready(cluster: k8s.Cluster, project: str) -> None:
     assert "the InferenceService controller runs" in cond["message"]
 
 
-def test_inference_service_serves_rolls_out_and_is_deleted(cluster: k8s.Cluster, project: str) -> None:
+def test_inference_service_serves_rolls_out_and_is_deleted(
+    cluster: k8s.Cluster, appliance: Appliance, project: str
+) -> None:
     apply_isvc(cluster, "demo", "s3://models/e2e/demo/v1")
     wait_ready(cluster, "demo")
     status = read_isvc(cluster, "demo")["status"]
-    assert status["url"] == f"http://demo-predictor.{project}.svc.cluster.local:8080"
+    internal = status["address"]["url"]
+    assert internal == f"http://demo-predictor.{project}.svc.cluster.local:8080"
+    assert status["url"] == f"{appliance.gateway_url}/serving/{project}/demo"
     assert status["modelStatus"]["states"]["activeModelState"] == "Loaded"
-    assert close(infer_once(cluster, status["url"]), expected_v1())
+    assert close(infer_once(cluster, internal), expected_v1())
+    through_the_gateway(cluster, appliance, project, "demo", expected_v1())
     # The same model over gRPC (inference.GRPCInferenceService on the Service's grpc port).
     target = f"demo-predictor.{project}.svc.cluster.local:{inference.GRPC_PORT}"
     log = finish_pod(cluster, start_pod(cluster, "grpc", GRPC_INFER, {"TARGET": target}))
@@ -274,7 +280,7 @@ def test_inference_service_serves_rolls_out_and_is_deleted(cluster: k8s.Cluster,
     # A new storageUri: a new ReplicaSet rolls out while a client keeps asking; no request fails.
     dep = cluster.apps.read_namespaced_deployment("demo-predictor", project)
     assert dep.spec.strategy.rolling_update.max_unavailable == 0
-    looper = start_pod(cluster, "loop", INFER, {"URL": status["url"], "MODE": "loop", "SECONDS": "150",
+    looper = start_pod(cluster, "loop", INFER, {"URL": internal, "MODE": "loop", "SECONDS": "150",
                                                 "WANT": json.dumps(expected_v2())})  # fmt: skip
     k8s.wait_for("the client loop to start",
                  lambda: ("started" in _log(cluster, looper), "not yet"), timeout=60, hint="")  # fmt: skip
@@ -285,15 +291,76 @@ def test_inference_service_serves_rolls_out_and_is_deleted(cluster: k8s.Cluster,
     loop = json.loads(line.removeprefix("LOOP "))
     assert loop["failures"] == [], loop
     assert loop["streak"] >= 10, loop  # it saw the new model answer
-    assert close(infer_once(cluster, status["url"]), expected_v2())
+    assert close(infer_once(cluster, internal), expected_v2())
     selector = ",".join(f"{k}={v}" for k, v in inference.selector("demo").items())
     sets = cluster.apps.list_namespaced_replica_set(project, label_selector=selector).items
     assert len(sets) >= 2  # the old ReplicaSet (scaled to 0) and the new one
 
+    token = model_token(cluster, "demo")
     group, version, plural = inference.ISVC
     custom(cluster).delete_namespaced_custom_object(group, version, project, plural, "demo")
     k8s.wait_for("the predictor Deployment and Service gone", lambda: gone(cluster, "demo-predictor"),
                  timeout=120, hint="owner references should let the garbage collector remove them")  # fmt: skip
+    k8s.wait_for("the token Secret gone", lambda: (not secret_exists(cluster, gateway.token_secret_name("demo")),
+                 "still there"), timeout=60, hint="")  # fmt: skip
+    k8s.wait_for("the route gone", lambda: (http_status(f"{status['url']}/v2/health/ready", token) != 200,
+                 "still answers"), timeout=60, hint="")  # fmt: skip
+
+
+def secret_exists(cluster: k8s.Cluster, name: str) -> bool:
+    return any(s.metadata.name == name for s in cluster.core.list_namespaced_secret(PROJECT).items)
+
+
+def http_status(url: str, token: str | None) -> int:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def model_token(cluster: k8s.Cluster, name: str) -> str:
+    secret = cluster.core.read_namespaced_secret(gateway.token_secret_name(name), PROJECT)
+    return base64.b64decode(secret.data["token"]).decode()
+
+
+def through_the_gateway(cluster: k8s.Cluster, appliance: Appliance, project: str, name: str,
+                        want: dict[str, Any]) -> None:  # fmt: skip
+    """OIP REST and gRPC from this host through the gateway, with tritonclient: the token is required."""
+    import tritonclient.grpc as grpcclient  # noqa: PLC0415
+    import tritonclient.http as httpclient  # noqa: PLC0415
+    from tritonclient.utils import InferenceServerException  # noqa: PLC0415
+
+    token = model_token(cluster, name)
+    base = f"{appliance.gateway_url}/serving/{project}/{name}"
+    k8s.wait_for("the gateway route", lambda: (http_status(f"{base}/v2/health/ready", token) == 200, "not yet"),
+                 timeout=90, hint="the gateway should get the route within seconds")  # fmt: skip
+    assert http_status(f"{base}/v2/health/ready", None) == 401
+    assert http_status(f"{base}/v2/health/ready", "wrong") == 401
+    values = dict(zip("abcd", inputs(), strict=True))
+    rest = httpclient.InferenceServerClient(url=base.removeprefix("http://"))
+    rest_inputs = []
+    for n, value in values.items():
+        item = httpclient.InferInput(n, list(value.shape), "FP32")
+        item.set_data_from_numpy(value)
+        rest_inputs.append(item)
+    result = rest.infer(name, rest_inputs, headers={"Authorization": f"Bearer {token}"})
+    assert close({k: result.as_numpy(k).ravel().tolist() for k in want}, want)
+    grpc = grpcclient.InferenceServerClient(url=appliance.grpc_address,
+                                            channel_args=[("grpc.default_authority", f"{name}.{project}")])  # fmt: skip
+    grpc_inputs = []
+    for n, value in values.items():
+        item = grpcclient.InferInput(n, list(value.shape), "FP32")
+        item.set_data_from_numpy(value)
+        grpc_inputs.append(item)
+    reply = grpc.infer(name, grpc_inputs, headers={"authorization": f"Bearer {token}"})
+    assert close({k: reply.as_numpy(k).ravel().tolist() for k in want}, want)
+    with pytest.raises(InferenceServerException, match="bearer token"):
+        grpc.is_model_ready(name)
 
 
 def _log(cluster: k8s.Cluster, pod: str) -> str:
