@@ -271,6 +271,27 @@ def test_deleted_minio_statefulset_is_recreated(cluster: k8s.Cluster) -> None:
     assert secret_data(cluster, APPS, minio.SECRET) == creds_before  # same credentials, same data
 
 
+def test_deleted_gateway_deployment_is_recreated_and_answers(cluster: k8s.Cluster, appliance: Appliance) -> None:
+    import urllib.request  # noqa: PLC0415
+
+    from appliance.operator import gateway  # noqa: PLC0415
+
+    before = cluster.apps.read_namespaced_deployment(gateway.NAME, APPS).metadata.uid
+    cluster.apps.delete_namespaced_deployment(gateway.NAME, APPS)
+
+    def answers() -> tuple[bool, str]:
+        ready, why = k8s.deployment_ready(cluster, APPS, gateway.NAME)
+        if not ready or cluster.apps.read_namespaced_deployment(gateway.NAME, APPS).metadata.uid == before:
+            return False, why
+        try:
+            with urllib.request.urlopen(f"{appliance.gateway_url}/healthz", timeout=5) as resp:
+                return resp.status == 200, "healthz"
+        except OSError as exc:
+            return False, str(exc)
+
+    k8s.wait_for("the gateway recreated", answers, timeout=120, hint="the operator did not recreate it")
+
+
 def test_operator_killed_converges(cluster: k8s.Cluster, project: str) -> None:
     """Kill the operator; while it is gone, change the DSC and delete a managed Secret; the new pod converges."""
     selector = ",".join(f"{k}={v}" for k, v in install.LABELS.items())

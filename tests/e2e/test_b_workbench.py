@@ -76,7 +76,7 @@ from skl2onnx import to_onnx
 import onnxruntime as ort
 X, y = load_iris(return_X_y=True)
 model = LogisticRegression(max_iter=500).fit(X, y)
-onx = to_onnx(model, X[:1].astype(np.float32)).SerializeToString()
+onx = to_onnx(model, X[:1].astype(np.float32), options={"zipmap": False}).SerializeToString()
 s3 = boto3.client("s3", endpoint_url=os.environ["AWS_S3_ENDPOINT"], region_name=os.environ["AWS_DEFAULT_REGION"])
 bucket = os.environ["AWS_S3_BUCKET"]
 s3.put_object(Bucket=bucket, Key="e2e-workbench/iris.onnx", Body=onx)
@@ -267,6 +267,58 @@ def test_kernel_trains_exports_onnx_and_uploads_through_the_data_connection(
                           "'AWS_S3_ENDPOINT']); print(s3.head_object(Bucket='data', Key='e2e-workbench/iris.onnx')"
                           "['ContentLength'])")  # fmt: skip
     assert int(listing.strip()) > 100
+
+
+ISVC_YAML = f"""
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  namespace: {PROJECT}
+spec:
+  predictor:
+    model:
+      modelFormat: {{name: onnx}}
+      storageUri: s3://data/e2e-workbench/iris.onnx
+"""
+
+
+def test_the_model_the_kernel_trained_serves_through_the_gateway(
+    cluster: k8s.Cluster, appliance: Appliance, workbench: str
+) -> None:
+    """The data science loop: the ONNX file the kernel wrote to MinIO becomes an InferenceService that
+    answers OIP v2 through the gateway with its token, and agrees with scikit-learn."""
+    import numpy as np  # noqa: PLC0415
+    import tritonclient.http as httpclient  # noqa: PLC0415
+
+    from appliance.operator import gateway, inference  # noqa: PLC0415
+
+    cluster.apply_yaml(ISVC_YAML)
+    group, version, plural = inference.ISVC
+    api = notebooks_api(cluster)
+
+    def ready_isvc() -> tuple[bool, str]:
+        status = api.get_namespaced_custom_object(group, version, PROJECT, plural, "iris").get("status") or {}
+        return condition({"status": status}, "Ready").get("status") == "True", json.dumps(status)[:400]
+
+    try:
+        k8s.wait_for("the iris InferenceService", ready_isvc, timeout=240, hint="")
+        secret = cluster.core.read_namespaced_secret(gateway.token_secret_name("iris"), PROJECT)
+        headers = {"Authorization": f"Bearer {base64.b64decode(secret.data['token']).decode()}"}
+        url = f"{appliance.gateway_url.removeprefix('http://')}/serving/{PROJECT}/iris"
+        client = httpclient.InferenceServerClient(url=url)
+        k8s.wait_for("the route", lambda: (gateway_get(f"http://{url}/v2/health/ready", headers)[0] == 200, ""),
+                     timeout=60, hint="")  # fmt: skip
+        meta = client.get_model_metadata("iris", headers=headers)
+        first = meta["inputs"][0]
+        rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)  # a setosa, a virginica
+        item = httpclient.InferInput(first["name"], list(rows.shape), "FP32")
+        item.set_data_from_numpy(rows)
+        result = client.infer("iris", [item], headers=headers)
+        labels = result.as_numpy(meta["outputs"][0]["name"])
+        assert labels is not None and labels.ravel().tolist() == [0, 2]
+    finally:
+        api.delete_namespaced_custom_object(group, version, PROJECT, plural, "iris")
 
 
 def test_stop_and_start_with_the_annotation(cluster: k8s.Cluster, workbench: str) -> None:
