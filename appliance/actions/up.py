@@ -1,7 +1,9 @@
 """`appliance up`: from nothing (or from wherever an interrupted run stopped) to a healthy
 single-node cluster with the bundle's images loaded, then the platform on it (`actions.platform`).
 Every step checks before it acts, so a second `up` on a healthy cluster changes nothing and takes
-seconds.
+seconds. With GPU on (`gpu: on`, or `auto` on a host that can, see `doctor.gpu`), the node is the GPU
+variant and the device plugin is installed (docs/gpu.md); `gpu: on` on a host that cannot stops at the
+first step, before anything is built or created.
 """
 
 from __future__ import annotations
@@ -16,21 +18,95 @@ import yaml
 from appliance import errors, k8s
 from appliance.actions import platform
 from appliance.actions.context import Context
+from appliance.cluster import kindconfig, nvidia
+from appliance.doctor import facts, gpu
 from appliance.images import catalog, engine, nodeimage
+from appliance.images import gpu as gpu_images
 
 NODE_READY_TIMEOUT = 300.0
 DNS_TIMEOUT = 240.0
 DNS_PROBE_NAMESPACE = "kube-system"
+GPU_TIMEOUT = 180.0
 
 
 def run(ctx: Context, *, merge_kubeconfig: bool = False) -> None:
+    with_gpu = preflight_gpu(ctx)
     ensure_node_image(ctx)
-    ensure_cluster(ctx)
+    if with_gpu:
+        ensure_gpu_images(ctx)
+    ensure_cluster(ctx, gpu=with_gpu)
     write_kubeconfig(ctx, merge=merge_kubeconfig)
     wait_node_ready(ctx)
     wait_dns(ctx)
-    load_images(ctx, platform_image_refs(ctx))
+    load_images(ctx, platform_image_refs(ctx) + ([gpu_images.device_plugin_tag()] if with_gpu else []))
+    if with_gpu:
+        setup_gpu(ctx)
     platform.run(ctx)  # CRDs → operator → DSCI → DSC, wait for MinIO, report components
+
+
+def preflight_gpu(ctx: Context) -> bool:
+    """Resolve `gpu: auto|on|off` against this host (doctor.gpu); `on` without a usable GPU raises
+    `gpu.GpuUnavailable` here, before anything is built or created."""
+    setting = ctx.cfg.gpu
+    with ctx.progress.step("GPU") as step:
+        if setting == "off":
+            step.skip("off")
+            return False
+        if ctx.cfg.provider != "kind":
+            step.skip(f"provider {ctx.cfg.provider}: the existing cluster's own GPU setup is used")
+            return False
+        support = gpu.assess(facts.gpu_facts(), facts.docker_facts())
+        enabled = gpu.resolve(setting, support)
+        if enabled:
+            gpu_images.check_device_plugin_buildable(ctx.paths.cache_dir)
+            step.update(support.detail)
+        else:
+            step.skip(f"auto: off ({support.detail})")
+        return enabled
+
+
+def ensure_gpu_images(ctx: Context) -> None:
+    """The GPU node variant and the device plugin image: built from source when missing (as the node
+    image is, `ensure_node_image`), confirmed when present (built here or loaded from a bundle)."""
+    version = ctx.cfg.kubernetes_version
+    for tag in (gpu_images.node_gpu_tag(version), gpu_images.device_plugin_tag()):
+        if engine.inspect(tag) is None:
+            continue
+        with ctx.progress.step(f"image {tag}") as step:
+            step.skip("present")
+    if engine.inspect(gpu_images.node_gpu_tag(version)) is None:
+        node = nodeimage.node_tag(version)
+        gpu_images.ensure_node_gpu_image(version, node, ctx.source_root(), ctx.paths.cache_dir, ctx.progress)
+    if engine.inspect(gpu_images.device_plugin_tag()) is None:
+        gpu_images.ensure_device_plugin_image(ctx.source_root(), ctx.paths.cache_dir, ctx.progress)
+
+
+def setup_gpu(ctx: Context) -> None:
+    """RuntimeClass `nvidia` and the device plugin; then wait until the node offers nvidia.com/gpu."""
+    cluster = ctx.cluster()
+    with ctx.progress.step("GPU: RuntimeClass nvidia, NVIDIA device plugin") as step:
+        items = cluster.call(cluster.core.list_node).items
+        label = kindconfig.GPU_NODE_LABEL
+        without = [n.metadata.name for n in items if (n.metadata.labels or {}).get(label) != "true"]
+        if without:
+            raise gpu.GpuUnavailable(
+                f"cluster {ctx.cfg.cluster_name!r} was created without GPU (node {without[0]})",
+                hint="recreate it with GPU: `appliance down`, then `appliance up --gpu on`",
+            )
+        cluster.apply(nvidia.manifests(gpu_images.device_plugin_tag()))
+
+        def check() -> tuple[bool, str]:
+            nodes = cluster.call(cluster.core.list_node).items
+            counts = [nvidia.allocatable_gpus(n.status.allocatable) for n in nodes]
+            return all(counts), f"allocatable {nvidia.GPU_RESOURCE}: {counts}"
+
+        step.update(f"waiting for the node to offer {nvidia.GPU_RESOURCE}")
+        k8s.wait_for(
+            f"{nvidia.GPU_RESOURCE} on the node", check, timeout=GPU_TIMEOUT, on_wait=step.update,
+            hint=f"`kubectl -n {nvidia.NAMESPACE} logs ds/{nvidia.DAEMONSET}` says why "
+            "(an NVML error means the node got no driver from the host's NVIDIA runtime)",
+        )  # fmt: skip
+        step.update(f"{nvidia.GPU_RESOURCE} offered")
 
 
 def platform_image_refs(ctx: Context) -> list[str]:
@@ -60,14 +136,14 @@ def ensure_node_image(ctx: Context) -> None:
     nodeimage.build_node_image(ctx.cfg.kubernetes_version, ctx.source_root(), ctx.paths.cache_dir, ctx.progress)
 
 
-def ensure_cluster(ctx: Context) -> None:
+def ensure_cluster(ctx: Context, *, gpu: bool = False) -> None:
     state = ctx.provider.state()
     if state.exists and not state.complete:
         # An earlier `up` stopped inside cluster creation: start that part again from a clean slate.
         ctx.provider.delete(ctx.progress, keep_data=True)
         state = ctx.provider.state()
     if not state.exists:
-        ctx.provider.create(ctx.progress)
+        ctx.provider.create(ctx.progress, gpu=gpu)
     elif not state.running:
         ctx.provider.start(ctx.progress)
     else:
