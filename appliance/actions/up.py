@@ -56,13 +56,18 @@ def preflight_gpu(ctx: Context) -> bool:
             step.skip(f"provider {ctx.cfg.provider}: the existing cluster's own GPU setup is used")
             return False
         support = gpu.assess(facts.gpu_facts(), facts.docker_facts())
-        enabled = gpu.resolve(setting, support)
-        if enabled:
-            gpu_images.check_device_plugin_buildable(ctx.paths.cache_dir)
-            step.update(support.detail)
-        else:
+        if not gpu.resolve(setting, support):
             step.skip(f"auto: off ({support.detail})")
-        return enabled
+            return False
+        try:
+            gpu_images.check_device_plugin_buildable(ctx.paths.cache_dir)
+        except errors.ApplianceError as exc:
+            if setting == "on":
+                raise
+            step.skip(f"auto: off ({support.detail}, but {exc.message}; {exc.hint})")
+            return False
+        step.update(support.detail)
+        return True
 
 
 def ensure_gpu_images(ctx: Context) -> None:
@@ -88,6 +93,9 @@ def setup_gpu(ctx: Context) -> None:
         items = cluster.call(cluster.core.list_node).items
         label = kindconfig.GPU_NODE_LABEL
         without = [n.metadata.name for n in items if (n.metadata.labels or {}).get(label) != "true"]
+        if without and ctx.cfg.gpu == "auto":
+            step.skip(f"auto: off, cluster {ctx.cfg.cluster_name!r} was created without GPU (down, then up, adds it)")
+            return
         if without:
             raise gpu.GpuUnavailable(
                 f"cluster {ctx.cfg.cluster_name!r} was created without GPU (node {without[0]})",

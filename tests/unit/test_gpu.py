@@ -189,3 +189,19 @@ def test_preflight_on_needs_the_device_plugin_source(monkeypatch: pytest.MonkeyP
     with pytest.raises(errors.ApplianceError, match="not on the Go module proxy") as raised:
         up.preflight_gpu(context("on", progress.Recorder()))
     assert raised.value.hint is not None and "git clone --branch v0.20.0" in raised.value.hint
+
+
+def test_preflight_auto_stays_off_when_the_device_plugin_cannot_be_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    observe(monkeypatch, A100, DOCKER)
+    monkeypatch.setattr(up.gpu_images.engine, "inspect", lambda ref: None)
+    recorder = progress.Recorder()
+    assert up.preflight_gpu(context("auto", recorder)) is False
+    (end,) = [e for e in recorder.events if e.kind == "end"]
+    assert end.message is not None and "auto: off" in end.message and "not on the Go module proxy" in end.message
+
+
+def test_preflight_on_with_a_usable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    observe(monkeypatch, A100, DOCKER)
+    monkeypatch.setattr(up.gpu_images, "check_device_plugin_buildable", lambda cache_dir: None)
+    assert up.preflight_gpu(context("on", progress.Recorder())) is True
+    assert up.preflight_gpu(context("auto", progress.Recorder())) is True
