@@ -151,6 +151,29 @@ def gpu_node() -> Iterator[str]:
         docker("rm", "-f", "--volumes", name)
 
 
+def test_entrypoint_unmasks_the_driver_state_as_nvkind_does(gpu_node: str) -> None:
+    """What the host's toolkit leaves in a GPU node, simulated: a driver directory under /proc/driver
+    with the real params, masked by an empty tmpfs. The wrapper must unmask it, pin ModifyDeviceFiles
+    to 0, and hand over to the node's entrypoint."""
+    name = f"odh-gpu-entry-test-{secrets.token_hex(3)}"
+    tag = gpu.node_gpu_tag(KUBERNETES)
+    started = docker("run", "-d", "--name", name, "--privileged", "--entrypoint", "sleep", tag, "infinity")
+    assert started.returncode == 0, started.stderr
+    try:
+        script = (
+            "set -e; mount -t tmpfs driver-sim /proc/driver; mkdir -p /proc/driver/nvidia/gpus; "
+            "printf 'ResmanDebugLevel: 4294967295\nModifyDeviceFiles: 1\n' >/proc/driver/nvidia/params; "
+            'mount -t tmpfs host-toolkit-mask /proc/driver/nvidia; test -z "$(ls /proc/driver/nvidia)"; '
+            "/usr/local/bin/entrypoint-gpu sh -c 'echo handed over; cat /proc/driver/nvidia/params'"
+        )
+        result = docker("exec", name, "bash", "-c", script)
+    finally:
+        docker("rm", "-f", name)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["handed over", "ResmanDebugLevel: 4294967295", "ModifyDeviceFiles: 0"]
+    assert "unmasked /proc/driver/nvidia" in result.stderr
+
+
 def ctr_run(node: str, *options: str, command: str = "echo ran") -> subprocess.CompletedProcess[str]:
     """`ctr run` the helper image through the nvidia runtime, as the node's containerd does for a pod."""
     return docker("exec", node, "ctr", "--namespace=k8s.io", "run", "--rm", "--runc-binary",

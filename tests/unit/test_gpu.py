@@ -12,6 +12,8 @@ import pytest
 from appliance import config, errors, progress
 from appliance.actions import up
 from appliance.actions.context import Context
+from appliance.cluster import kind
+from appliance.cluster import provider as provider_mod
 from appliance.doctor import checks, facts, gpu
 
 NODES = ("/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl")
@@ -205,3 +207,52 @@ def test_preflight_on_with_a_usable_host(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(up.gpu_images, "check_device_plugin_buildable", lambda cache_dir: None)
     assert up.preflight_gpu(context("on", progress.Recorder())) is True
     assert up.preflight_gpu(context("auto", progress.Recorder())) is True
+
+
+class RecordingProvider:
+    name = "kind"
+
+    def __init__(self) -> None:
+        self.created: list[bool] = []
+        self.loaded: list[str] = []
+
+    def state(self) -> Any:
+        return provider_mod.ClusterState(False, False)
+
+    def create(self, prog: progress.Progress, *, gpu: bool = False) -> None:
+        self.created.append(gpu)
+
+    def images(self) -> set[str]:
+        return set()
+
+    def load_images(self, refs: list[str], prog: progress.Progress) -> None:
+        self.loaded.extend(refs)
+
+
+@pytest.mark.parametrize("with_gpu", [True, False])
+def test_up_wires_gpu_through_create_load_and_setup(monkeypatch: pytest.MonkeyPatch, with_gpu: bool) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(up, "preflight_gpu", lambda ctx: with_gpu)
+    for step in ("ensure_node_image", "ensure_gpu_images", "wait_node_ready", "wait_dns", "setup_gpu"):
+        monkeypatch.setattr(up, step, lambda ctx, _name=step: calls.append(_name))
+    monkeypatch.setattr(up, "write_kubeconfig", lambda ctx, merge: calls.append("write_kubeconfig"))
+    monkeypatch.setattr(up, "platform_image_refs", lambda ctx: ["localhost/odh-appliance/minio:abc"])
+    monkeypatch.setattr(up.platform, "run", lambda ctx: calls.append("platform"))
+    provider = RecordingProvider()
+    ctx = context("auto", progress.Recorder())
+    ctx.provider = provider  # type: ignore[assignment]
+    up.run(ctx)
+    assert provider.created == [with_gpu]
+    gpu_steps = ["ensure_gpu_images", "setup_gpu"]
+    expected = ["ensure_node_image", "ensure_gpu_images", "write_kubeconfig", "wait_node_ready", "wait_dns"]
+    expected += ["setup_gpu", "platform"]
+    assert calls == (expected if with_gpu else [c for c in expected if c not in gpu_steps])
+    plugin = "localhost/odh-appliance/nvidia-device-plugin:v0.20.0"
+    assert provider.loaded == ["localhost/odh-appliance/minio:abc"] + ([plugin] if with_gpu else [])
+
+
+def test_the_kind_provider_picks_the_gpu_node_image() -> None:
+    paths = config.Paths(Path("/nonexistent/c"), Path("/nonexistent/d"), Path("/nonexistent/cache"))
+    provider = kind.KindProvider(config.Config(), paths)
+    assert provider.node_image() == "localhost/odh-appliance/kind-node:v1.34.1"
+    assert provider.node_image(gpu=True) == "localhost/odh-appliance/kind-node-gpu:v1.34.1"
