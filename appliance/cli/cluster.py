@@ -84,12 +84,14 @@ def status(state: State, as_json: bool) -> None:
         state.out.print(f"  Kubernetes {result.server_version}; kubeconfig {result.kubeconfig}", highlight=False)
     if result.nodes:
         table = Table(title="nodes", title_justify="left")
-        for column in ("node", "ready", "kubelet", "runtime", "images", "cpu", "memory"):
+        gpus = any(node.get("allocatable_gpu") for node in result.nodes)
+        for column in ("node", "ready", "kubelet", "runtime", "images", "cpu", "memory", *(["gpu"] if gpus else [])):
             table.add_column(column)
         for node in result.nodes:
             table.add_row(
                 node["name"], "yes" if node["ready"] else "no", node["kubelet_version"], node["container_runtime"],
                 str(node["images"]), node["allocatable_cpu"], node["allocatable_memory"],
+                *([node.get("allocatable_gpu") or "0"] if gpus else []),
             )  # fmt: skip
         state.out.print(table)
     for name, usage in result.resources.items():
