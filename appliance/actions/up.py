@@ -71,19 +71,33 @@ def preflight_gpu(ctx: Context) -> bool:
 
 
 def ensure_gpu_images(ctx: Context) -> None:
-    """The GPU node variant and the device plugin image: built from source when missing (as the node
-    image is, `ensure_node_image`), confirmed when present (built here or loaded from a bundle)."""
+    """The GPU node variant and the device plugin image. With the source tree at hand the node variant
+    is checked against its recipe (a rebuilt CPU node image rebuilds it, in seconds); without it (a
+    bundle install) present images are used as they are, as for the node image (`ensure_node_image`)."""
     version = ctx.cfg.kubernetes_version
-    for tag in (gpu_images.node_gpu_tag(version), gpu_images.device_plugin_tag()):
-        if engine.inspect(tag) is None:
-            continue
-        with ctx.progress.step(f"image {tag}") as step:
-            step.skip("present")
-    if engine.inspect(gpu_images.node_gpu_tag(version)) is None:
-        node = nodeimage.node_tag(version)
-        gpu_images.ensure_node_gpu_image(version, node, ctx.source_root(), ctx.paths.cache_dir, ctx.progress)
-    if engine.inspect(gpu_images.device_plugin_tag()) is None:
-        gpu_images.ensure_device_plugin_image(ctx.source_root(), ctx.paths.cache_dir, ctx.progress)
+    node, node_gpu, plugin = (
+        nodeimage.node_tag(version),
+        gpu_images.node_gpu_tag(version),
+        gpu_images.device_plugin_tag(),
+    )
+    try:
+        root: Path | None = ctx.source_root()
+    except errors.ApplianceError:
+        root = None
+    if root is not None:
+        gpu_images.ensure_node_gpu_image(version, node, root, ctx.paths.cache_dir, ctx.progress)
+    for tag in ([] if root is not None else [node_gpu]) + [plugin]:
+        if engine.inspect(tag) is not None:
+            with ctx.progress.step(f"image {tag}") as step:
+                step.skip("present")
+        elif tag == plugin and root is not None:
+            gpu_images.ensure_device_plugin_image(root, ctx.paths.cache_dir, ctx.progress)
+        else:
+            raise errors.ApplianceError(
+                f"the GPU image {tag} is not in the local Docker engine, and there is no source tree to build it",
+                hint="load a bundle built with the GPU images (`appliance images gpu` on the builder), "
+                "or run from an odh-appliance checkout",
+            )
 
 
 def setup_gpu(ctx: Context) -> None:

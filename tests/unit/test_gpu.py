@@ -256,3 +256,34 @@ def test_the_kind_provider_picks_the_gpu_node_image() -> None:
     provider = kind.KindProvider(config.Config(), paths)
     assert provider.node_image() == "localhost/odh-appliance/kind-node:v1.34.1"
     assert provider.node_image(gpu=True) == "localhost/odh-appliance/kind-node-gpu:v1.34.1"
+
+
+@pytest.mark.parametrize(
+    ("source_tree", "present", "built", "error"),
+    [
+        (True, set(), ["node-gpu", "plugin"], None),
+        (True, {"plugin"}, ["node-gpu"], None),
+        (False, {"node-gpu", "plugin"}, [], None),
+        (False, {"node-gpu"}, [], "nvidia-device-plugin:v0.20.0 is not in the local Docker engine"),
+    ],
+)
+def test_ensure_gpu_images(
+    monkeypatch: pytest.MonkeyPatch, source_tree: bool, present: set[str], built: list[str], error: str | None
+) -> None:
+    tags = {"node-gpu": up.gpu_images.node_gpu_tag("1.34.1"), "plugin": up.gpu_images.device_plugin_tag()}
+    calls: list[str] = []
+    monkeypatch.setattr(up.engine, "inspect", lambda ref: object() if ref in {tags[p] for p in present} else None)
+    monkeypatch.setattr(up.gpu_images, "ensure_node_gpu_image", lambda *a: calls.append("node-gpu"))
+    monkeypatch.setattr(up.gpu_images, "ensure_device_plugin_image", lambda *a: calls.append("plugin"))
+    ctx = context("on", progress.Recorder())
+
+    def no_source() -> Path:
+        raise errors.ApplianceError("no source tree")
+
+    ctx.source_root = (lambda: Path("/src")) if source_tree else no_source
+    if error:
+        with pytest.raises(errors.ApplianceError, match=error):
+            up.ensure_gpu_images(ctx)
+    else:
+        up.ensure_gpu_images(ctx)
+    assert calls == built
