@@ -55,7 +55,11 @@ def preflight_gpu(ctx: Context) -> bool:
         if ctx.cfg.provider != "kind":
             step.skip(f"provider {ctx.cfg.provider}: the existing cluster's own GPU setup is used")
             return False
-        support = gpu.assess(facts.gpu_facts(), facts.docker_facts())
+        observed = facts.gpu_facts()
+        # Docker's runtimes matter only where there is a GPU; the engine's SDK is slow to load.
+        present = observed.nvidia_smi is not None or bool(observed.device_nodes)
+        engine_facts = facts.docker_facts() if present else facts.DockerFacts(False, "", "not asked: no GPU")
+        support = gpu.assess(observed, engine_facts)
         if not gpu.resolve(setting, support):
             step.skip(f"auto: off ({support.detail})")
             return False

@@ -175,7 +175,7 @@ def build_vendored(
 def _require_commit(git: str, binary: VendoredGoBinary, source: Path) -> None:
     fix = (
         f"clone it where a git host is reachable (git clone --branch {binary.version} {binary.clone_url}) and "
-        f"copy it to {source}, or pass --device-plugin-source DIR"
+        f"copy it to {source}, or build from a copy elsewhere: appliance images gpu --device-plugin-source DIR"
     )
     if not source.exists():
         raise errors.ApplianceError(
