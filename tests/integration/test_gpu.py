@@ -27,8 +27,11 @@ import platformdirs
 import pytest
 
 from appliance import progress
+from appliance.bundle import build as bundle_build
+from appliance.bundle import verify as bundle_verify
 from appliance.cluster import kindconfig, nvidia
 from appliance.images import base, engine, gpu, nodeimage
+from appliance.images import build as image_build
 from tests.integration.conftest import RunCli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -215,3 +218,24 @@ def test_a_gpu_request_reaches_nvml(gpu_node: str, request_options: tuple[str, .
     refused = ctr_run(gpu_node, *request_options)
     assert refused.returncode != 0
     assert f"failed to initialize NVML: {NVML_MISSING}" in refused.stderr, refused.stderr
+
+
+def test_a_bundle_carries_the_built_device_plugin_image(tmp_path: Path) -> None:
+    """A `gpu: true` entry that is built here goes into the bundle (docker save), with its image ID."""
+    tag = gpu.device_plugin_tag()
+    info = engine.inspect(tag)
+    if info is None or not gpu.image_is_current(tag):
+        pytest.skip(f"{tag} is not built here (test_device_plugin_builds_offline_and_stops_at_nvml builds it)")
+    definition_file = tmp_path / "gpu.yaml"
+    definition_file.write_text(
+        "name: gpu-test\nversion: 0.0.1\nkubernetes: 1.34.1\nkind: v0.30.0\n"
+        "images:\n  - name: nvidia-device-plugin\n    gpu: true\n"
+    )
+    options = image_build.BuildOptions(base_image=base.DEFAULT.tag)
+    output = tmp_path / "gpu.odhbundle"
+    result = bundle_build.build(
+        definition_file, output, ROOT, tmp_path / "cache", options, progress.Progress(), compress=False
+    )
+    assert [(i.name, i.tag, i.id) for i in result.record.images] == [("nvidia-device-plugin", tag, info.id)]
+    verified = bundle_verify.verify(output, progress.Progress())  # raises on any mismatch
+    assert [i.id for i in verified.record.images] == [info.id]
