@@ -4,33 +4,40 @@
   no node container, no cluster directory, no build.
 - The NVIDIA device plugin builds offline from the vendored source of its pinned commit (`GOPROXY=off`),
   and its image, run with the DaemonSet's own environment, gets as far as NVML: it exits with
-  `ERROR_LIBRARY_NOT_FOUND`, the hardware boundary.
-- The GPU node image: containerd inside it runs containers through the NVIDIA Container Runtime. A pod
-  without a GPU request runs; an unprivileged NVIDIA_VISIBLE_DEVICES=all is ignored; a volume-mount
-  request (what the device plugin hands a pod) and a privileged env request both reach NVML and fail
-  there, as they must on a host without a driver.
+  `ERROR_LIBRARY_NOT_FOUND`, the hardware boundary. A bundle carries the built image.
+- The GPU node: started as kind starts a node, with the containerd patch of our rendered kind config
+  merged by kind's own code (kindcheck), pods run through its CRI socket as the kubelet would
+  (cricheck). A pod without a GPU request runs through the default `nvidia` runtime; an unprivileged
+  NVIDIA_VISIBLE_DEVICES=all is ignored; the `nvidia` handler exists; a volume-mount request (what the
+  device plugin hands a pod) and a privileged env request reach NVML and fail there, as they must on a
+  host without a driver.
 
 Expensive artifacts (Go binaries, images) use the real user cache; the first run on a machine builds
-them (about a minute on 2 cores with a warm Go build cache), later runs take seconds.
+them (about a minute on 2 cores with a warm Go build cache), later runs take about 35 s.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import pytest
 
-from appliance import progress
+from appliance import config, progress
 from appliance.bundle import build as bundle_build
 from appliance.bundle import verify as bundle_verify
 from appliance.cluster import kindconfig, nvidia
-from appliance.images import base, engine, gpu, nodeimage
+from appliance.images import base, engine, gpu, nodeimage, recipes
 from appliance.images import build as image_build
 from tests.integration.conftest import RunCli
 
@@ -132,26 +139,95 @@ def test_device_plugin_builds_offline_and_stops_at_nvml(tmp_path: Path) -> None:
     assert "Starting FS watcher for /var/lib/kubelet/device-plugins" in output  # the mount the DaemonSet gives it
 
 
+def go_tool(name: str, module: str, version: str, package_dir: str) -> Path:
+    """Build `tests/integration/<name>/main.go` as a package of a copy of `module` (so it may import that
+    module's internal packages); cached by source and module version."""
+    source = Path(__file__).with_name(name) / "main.go"
+    key = hashlib.sha256(source.read_bytes() + f"{module}@{version}/{package_dir}".encode()).hexdigest()[:12]
+    target = REAL_CACHE / "go" / "bin" / f"{name}-{key}" / name
+    if target.is_file():
+        return target
+    info = json.loads(run(["go", "mod", "download", "-json", f"{module}@{version}"]).stdout)
+    with tempfile.TemporaryDirectory(prefix=f"odh-{name}-") as tmp:
+        copy = Path(tmp) / "module"
+        shutil.copytree(info["Dir"], copy, copy_function=shutil.copyfile)
+        for directory in (copy, *(p for p in copy.rglob("*") if p.is_dir())):
+            directory.chmod(0o755)  # the module cache is read-only
+        (copy / package_dir).mkdir(parents=True)
+        shutil.copyfile(source, copy / package_dir / "main.go")
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+        run(["go", "build", "-o", str(Path(tmp) / name), f"./{package_dir}"], cwd=copy, env=env)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(Path(tmp) / name, target)
+    return target
+
+
+def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False, **kwargs)
+    assert result.returncode == 0, f"{argv} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
 @pytest.fixture(scope="module")
-def gpu_node() -> Iterator[str]:
-    """A privileged container of the GPU node image with containerd running in it (no kubelet, no kind)."""
+def gpu_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A container of the GPU node image started as kind starts a node (systemd boots, containerd runs),
+    with what kind's create flow does to it when GPU is on: the containerd patch of *our rendered kind
+    config*, merged by kind's own code (kindcheck) into the node's live config, and containerd restarted.
+    No kubelet, no cluster: pods are run through the CRI socket by cricheck, as the kubelet would."""
     node_image = nodeimage.node_tag(KUBERNETES)
     if engine.inspect(node_image) is None:
         pytest.skip(f"{node_image} is not built (appliance images node, ~20 min cold); not building it here")
     tag = gpu.ensure_node_gpu_image(KUBERNETES, node_image, ROOT, REAL_CACHE, progress.Progress())
+    kindcheck = go_tool("kindcheck", "sigs.k8s.io/kind", recipes.KIND.version, "pkg/odhkindcheck")
+    cricheck = go_tool("cricheck", "k8s.io/cri-api", f"v0.{KUBERNETES.split('.', 1)[1]}", "cmd/cricheck")
+    work = tmp_path_factory.mktemp("gpu-node")
+    kind_config = work / "kind-config.yaml"
+    kind_config.write_text(
+        kindconfig.render_yaml(config.Config(), node_image=tag, volumes_dir=work / "volumes", gpu=True)
+    )
     name = f"odh-gpu-node-test-{secrets.token_hex(3)}"
-    started = docker("run", "-d", "--name", name, "--privileged", "--cgroupns=private", "-v", "/var/lib/containerd",
-                     "--entrypoint", "sleep", tag, "infinity")  # fmt: skip
+    # The flags kind's docker provider starts a node with (pkg/cluster/internal/providers/docker/provision.go).
+    flags = ["--hostname", name, "--tty", "--init=false", "--cgroupns=private", "--privileged"]
+    flags += ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined"]
+    flags += ["--tmpfs", "/tmp", "--tmpfs", "/run", "--volume", "/var", "--volume", "/lib/modules:/lib/modules:ro"]
+    started = docker("run", "-d", "--name", name, *flags, "-e", "container=docker", tag)
     assert started.returncode == 0, started.stderr
     try:
-        docker("exec", name, "bash", "-c", "nohup containerd >/var/log/containerd-test.log 2>&1 &")
-        ready = docker("exec", name, "bash", "-c",
-                       "for i in $(seq 1 60); do ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; "
-                       "cat /var/log/containerd-test.log; exit 1", timeout=90)  # fmt: skip
-        assert ready.returncode == 0, ready.stdout
+        wait_for_systemd = (
+            "for i in $(seq 1 60); do systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded' "
+            "&& exit 0; sleep 1; done; exit 1"
+        )
+        booted = docker("exec", name, "bash", "-c", wait_for_systemd, timeout=90)
+        assert booted.returncode == 0, docker("logs", name).stdout
+        docker("exec", name, "systemctl", "mask", "--now", "kubelet")  # no cluster: keep it from crash-looping
+        live = work / "config.toml"
+        live.write_text(docker("exec", name, "cat", "/etc/containerd/config.toml").stdout)
+        checked = json.loads(run([str(kindcheck), str(kind_config), str(live)]).stdout)
+        assert checked["image"] == tag and checked["labels"] == {kindconfig.GPU_NODE_LABEL: "true"}
+        patched = work / "patched.toml"
+        patched.write_text(checked["patchedContainerd"])
+        assert docker("cp", str(patched), f"{name}:/etc/containerd/config.toml").returncode == 0
+        assert docker("cp", str(cricheck), f"{name}:/usr/local/bin/cricheck").returncode == 0
+        restarted = docker("exec", name, "bash", "-c",
+                           "systemctl restart containerd; for i in $(seq 1 60); do "
+                           "ctr plugins ls 2>/dev/null | grep -q 'cri .* ok' && exit 0; sleep 1; done; "
+                           "journalctl -u containerd --no-pager | tail -20; exit 1", timeout=90)  # fmt: skip
+        assert restarted.returncode == 0, restarted.stdout
         yield name
     finally:
         docker("rm", "-f", "--volumes", name)
+
+
+def test_gpu_node_has_the_toolkit_and_its_config(gpu_node: str) -> None:
+    shown = docker("exec", gpu_node, "nvidia-ctk", "--quiet", "config")
+    assert shown.returncode == 0, shown.stderr
+    assert "accept-nvidia-visible-devices-as-volume-mounts = true" in shown.stdout
+    assert "accept-nvidia-visible-devices-envvar-when-unprivileged = false" in shown.stdout
+    versions = docker("exec", gpu_node, "bash", "-c", "nvidia-container-runtime --version; nvidia-cdi-hook --version")
+    assert gpu.TOOLKIT_VERSION in versions.stdout
+    boot = docker("logs", gpu_node)
+    assert "odh-node-gpu: no /proc/driver/nvidia" in boot.stdout + boot.stderr  # the wrapper ran, then handed over
+    assert "odh-node: starting systemd" in boot.stdout + boot.stderr
 
 
 def test_entrypoint_unmasks_the_driver_state_as_nvkind_does(gpu_node: str) -> None:
@@ -177,47 +253,42 @@ def test_entrypoint_unmasks_the_driver_state_as_nvkind_does(gpu_node: str) -> No
     assert "unmasked /proc/driver/nvidia" in result.stderr
 
 
-def ctr_run(node: str, *options: str, command: str = "echo ran") -> subprocess.CompletedProcess[str]:
-    """`ctr run` the helper image through the nvidia runtime, as the node's containerd does for a pod."""
-    return docker("exec", node, "ctr", "--namespace=k8s.io", "run", "--rm", "--runc-binary",
-                  kindconfig.NVIDIA_RUNTIME_BINARY, *options, nodeimage.helper_image(),
-                  f"t-{secrets.token_hex(3)}", "sh", "-c", command, timeout=120)  # fmt: skip
+def pod(node: str, *options: str, command: str = "echo ran") -> dict[str, Any]:
+    """Run a pod through the node's CRI socket (cricheck), as the kubelet would; what happened, as JSON."""
+    result = docker("exec", node, "cricheck", "-image", nodeimage.helper_image(), *options, command, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
 
 
-def test_gpu_node_has_the_toolkit_and_its_config(gpu_node: str) -> None:
-    shown = docker("exec", gpu_node, "nvidia-ctk", "--quiet", "config")
-    assert shown.returncode == 0, shown.stderr
-    assert "accept-nvidia-visible-devices-as-volume-mounts = true" in shown.stdout
-    assert "accept-nvidia-visible-devices-envvar-when-unprivileged = false" in shown.stdout
-    versions = docker("exec", gpu_node, "bash", "-c", "nvidia-container-runtime --version; nvidia-cdi-hook --version")
-    assert gpu.TOOLKIT_VERSION in versions.stdout
-    entry = docker("exec", gpu_node, "/usr/local/bin/entrypoint-gpu", "echo", "handed over")
-    assert entry.returncode == 0 and "handed over" in entry.stdout
-    assert "no /proc/driver/nvidia" in entry.stderr
+def test_a_pod_without_gpu_runs_through_the_default_nvidia_runtime(gpu_node: str) -> None:
+    ran = pod(gpu_node, command="echo ran; ls /dev/nvidia* 2>/dev/null | wc -l")
+    assert (ran["stage"], ran["exitCode"], ran["log"]) == ("exited", 0, "ran\n0"), ran
+    # An image's NVIDIA_VISIBLE_DEVICES is ignored for unprivileged pods: no GPU without allocation.
+    ignored = pod(gpu_node, "-env", "NVIDIA_VISIBLE_DEVICES=all")
+    assert (ignored["stage"], ignored["log"]) == ("exited", "ran"), ignored
 
 
-def test_a_pod_without_gpu_runs_through_the_nvidia_runtime(gpu_node: str) -> None:
-    ran = ctr_run(gpu_node)
-    assert (ran.returncode, ran.stdout.strip()) == (0, "ran"), ran.stderr
-    # An image's NVIDIA_VISIBLE_DEVICES is ignored for unprivileged containers: no GPU without allocation.
-    ignored = ctr_run(gpu_node, "--env", "NVIDIA_VISIBLE_DEVICES=all")
-    assert (ignored.returncode, ignored.stdout.strip()) == (0, "ran"), ignored.stderr
+def test_the_runtime_class_handler_is_configured(gpu_node: str) -> None:
+    handler = nvidia.runtime_class()["handler"]
+    ran = pod(gpu_node, "-handler", handler)
+    assert (ran["stage"], ran["log"]) == ("exited", "ran"), ran
+    unknown = pod(gpu_node, "-handler", "no-such-handler")
+    assert unknown["stage"] == "sandbox" and 'no runtime for "no-such-handler"' in unknown["error"]
 
 
 @pytest.mark.parametrize(
     "request_options",
     [
-        # what the device plugin (DEVICE_LIST_STRATEGY=volume-mounts) hands a pod that asks for a GPU
-        ("--mount", f"type=bind,src=/dev/null,dst={kindconfig.NVIDIA_DEVICES_ALL},options=rbind:ro"),
-        # what the device plugin itself asks for (it counts as privileged)
-        ("--privileged", "--env", "NVIDIA_VISIBLE_DEVICES=all"),
+        ("-nvidia-all",),  # what the device plugin (volume-mounts) hands a pod that asks for a GPU
+        ("-privileged", "-env", "NVIDIA_VISIBLE_DEVICES=all"),  # what the device plugin itself asks for
+        ("-handler", "nvidia", "-nvidia-all"),  # a pod that names the RuntimeClass
     ],
-    ids=["volume-mount", "privileged-env"],
+    ids=["volume-mount", "privileged-env", "runtime-class"],
 )
 def test_a_gpu_request_reaches_nvml(gpu_node: str, request_options: tuple[str, ...]) -> None:
-    refused = ctr_run(gpu_node, *request_options)
-    assert refused.returncode != 0
-    assert f"failed to initialize NVML: {NVML_MISSING}" in refused.stderr, refused.stderr
+    refused = pod(gpu_node, *request_options)
+    assert refused["stage"] == "start", refused  # the sandbox ran; the GPU container could not be created
+    assert f"failed to initialize NVML: {NVML_MISSING}" in refused["error"]
 
 
 def test_a_bundle_carries_the_built_device_plugin_image(tmp_path: Path) -> None:
