@@ -61,14 +61,14 @@ def preflight_gpu(ctx: Context) -> bool:
         engine_facts = facts.docker_facts() if present else facts.DockerFacts(False, "", "not asked: no GPU")
         support = gpu.assess(observed, engine_facts)
         if not gpu.resolve(setting, support):
-            step.skip(f"auto: off ({support.detail})")
+            step.skip(f"auto, so off: {support.detail}")
             return False
         try:
             gpu_images.check_device_plugin_buildable(ctx.paths.cache_dir)
         except errors.ApplianceError as exc:
             if setting == "on":
                 raise
-            step.skip(f"auto: off ({support.detail}, but {exc.message}; {exc.hint})")
+            step.skip(f"auto, so off: {support.detail}, but {exc.message} ({exc.hint})")
             return False
         step.update(support.detail)
         return True
@@ -112,7 +112,9 @@ def setup_gpu(ctx: Context) -> None:
         label = kindconfig.GPU_NODE_LABEL
         without = [n.metadata.name for n in items if (n.metadata.labels or {}).get(label) != "true"]
         if without and ctx.cfg.gpu == "auto":
-            step.skip(f"auto: off, cluster {ctx.cfg.cluster_name!r} was created without GPU (down, then up, adds it)")
+            step.skip(
+                f"auto, so off: cluster {ctx.cfg.cluster_name!r} was created without GPU (down, then up, adds it)"
+            )
             return
         if without:
             raise gpu.GpuUnavailable(

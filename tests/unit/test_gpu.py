@@ -182,7 +182,7 @@ def test_preflight_auto_and_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert up.preflight_gpu(context("off", recorder)) is False
     assert up.preflight_gpu(context("on", recorder, provider="kubeconfig")) is False  # that cluster's own setup
     skipped = [e.message for e in recorder.events if e.kind == "end"]
-    assert any("auto: off (no NVIDIA GPU" in (m or "") for m in skipped)
+    assert any((m or "").startswith("auto, so off: no NVIDIA GPU") for m in skipped)
 
 
 def test_preflight_on_needs_the_device_plugin_source(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,7 +199,7 @@ def test_preflight_auto_stays_off_when_the_device_plugin_cannot_be_built(monkeyp
     recorder = progress.Recorder()
     assert up.preflight_gpu(context("auto", recorder)) is False
     (end,) = [e for e in recorder.events if e.kind == "end"]
-    assert end.message is not None and "auto: off" in end.message and "not on the Go module proxy" in end.message
+    assert end.message is not None and "auto, so off:" in end.message and "not on the Go module proxy" in end.message
 
 
 def test_preflight_on_with_a_usable_host(monkeypatch: pytest.MonkeyPatch) -> None:
