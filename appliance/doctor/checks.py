@@ -285,6 +285,11 @@ def check_gpu(f: facts_mod.Facts) -> CheckResult:
             "docker_default_runtime": f.docker.default_runtime, "docker_runtimes": list(f.docker.runtimes)}  # fmt: skip
     if f.gpu_setting == "off":
         return CheckResult("gpu", "pass", f"gpu: off (host: {support.detail})", data=data)
+    if support.usable and f.gpu.images_problem:
+        status: Status = "fail" if f.gpu_setting == "on" else "warn"
+        outcome = "`up` will stop at preflight" if f.gpu_setting == "on" else "gpu auto stays off"
+        return CheckResult("gpu", status, f"{support.detail}, but {f.gpu.images_problem}: {outcome}",
+                           f.gpu.images_hint, data)  # fmt: skip
     if support.usable:
         return CheckResult("gpu", "pass", f"{support.detail}: gpu {f.gpu_setting} puts it in the cluster", data=data)
     if f.gpu_setting == "on":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import platform
 import re
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance import config as config_mod
+from appliance import errors
 from appliance import exec as exec_mod
+from appliance.images import gpu as gpu_images
 
 PROBE_TIMEOUT = 4.0
 
@@ -66,6 +69,10 @@ class GpuFacts:
     toolkit_config: str | None = None
     volume_mounts: bool | None = None
     toolkit_error: str = ""
+    # Why the GPU images could not be had (device plugin neither built nor buildable), with a hint;
+    # empty when they can, or when there is no GPU to ask about.
+    images_problem: str = ""
+    images_hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ def gather(cfg: config_mod.Config, paths: config_mod.Paths) -> Facts:
             inotify_instances=instances,
             ports=tuple(port_facts(name, cfg.bind_address, port) for name, port in cfg.ports.bound().items()),
             kind=kind_f.result(),
-            gpu=gpu_f.result(),
+            gpu=with_gpu_images(gpu_f.result(), paths.cache_dir),
             registries=tuple(f.result() for f in registry_fs),
             gpu_setting=cfg.gpu,
         )
@@ -262,6 +269,17 @@ def gpu_facts(dev: str = "/dev", toolkit_config: str = "/etc/nvidia-container-ru
         return GpuFacts(smi, smi_error=_first_line(result.stdout + result.stderr), device_nodes=nodes, **toolkit)
     gpus = tuple(line.strip() for line in result.stdout.splitlines() if line.strip())
     return GpuFacts(smi, gpus=gpus, device_nodes=nodes, **toolkit)
+
+
+def with_gpu_images(gpu: GpuFacts, cache_dir: Path) -> GpuFacts:
+    """Where there is a GPU, whether the GPU images can be had (built, or buildable from source)."""
+    if gpu.nvidia_smi is None and not gpu.device_nodes:
+        return gpu
+    try:
+        gpu_images.check_device_plugin_buildable(cache_dir)
+    except errors.ApplianceError as exc:
+        return dataclasses.replace(gpu, images_problem=exc.message, images_hint=exc.hint or "")
+    return gpu
 
 
 def nvidia_toolkit_config(path: str) -> dict[str, Any]:

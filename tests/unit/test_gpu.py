@@ -287,3 +287,28 @@ def test_ensure_gpu_images(
     else:
         up.ensure_gpu_images(ctx)
     assert calls == built
+
+
+@pytest.mark.parametrize(
+    ("setting", "status", "text"),
+    [
+        ("auto", "warn", "gpu auto stays off"),
+        ("on", "fail", "`up` will stop at preflight"),
+        ("off", "pass", "gpu: off"),
+    ],
+)
+def test_doctor_names_missing_gpu_images_on_a_usable_host(setting: str, status: str, text: str) -> None:
+    missing = dataclasses.replace(A100, images_problem="the plugin source is not at /x", images_hint="clone it")
+    result = checks.check_gpu(make_facts(missing, DOCKER, setting))
+    assert (result.status, text in result.detail) == (status, True), result.detail
+    if status != "pass":
+        assert "the plugin source is not at /x" in result.detail and result.hint == "clone it"
+
+
+def test_gpu_images_are_asked_about_only_where_there_is_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(up.gpu_images.engine, "inspect", lambda ref: None)
+    none = facts.GpuFacts(None)
+    assert facts.with_gpu_images(none, tmp_path) is none
+    observed = facts.with_gpu_images(A100, tmp_path)
+    assert "not on the Go module proxy" in observed.images_problem
+    assert "git clone --branch v0.20.0" in observed.images_hint
