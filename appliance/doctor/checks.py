@@ -284,7 +284,7 @@ def check_gpu(f: facts_mod.Facts) -> CheckResult:
     data = {**asdict(f.gpu), "setting": f.gpu_setting, "usable": support.usable,
             "docker_default_runtime": f.docker.default_runtime, "docker_runtimes": list(f.docker.runtimes)}  # fmt: skip
     if f.gpu_setting == "off":
-        return CheckResult("gpu", "pass", f"gpu: off (host: {support.detail})", data=data)
+        return CheckResult("gpu", "pass", f"gpu: off; this host: {support.detail}", data=data)
     if support.usable and f.gpu.images_problem:
         status: Status = "fail" if f.gpu_setting == "on" else "warn"
         outcome = "`up` will stop at preflight" if f.gpu_setting == "on" else "gpu auto stays off"
