@@ -310,6 +310,28 @@ def endpoints(loaded: config.Loaded) -> list[dict[str, str]]:
     return platform_action.endpoints(ctx, ctx.cluster())
 
 
+def gpu_images(
+    loaded: config.Loaded, prog: progress.Progress, *, device_plugin_source: str | None = None
+) -> dict[str, str]:
+    """Build (or confirm) the GPU node variant and the device plugin image; returns their tags by name.
+    The CPU node image is built first only when it is missing."""
+    from appliance.images import gpu, nodeimage  # noqa: PLC0415
+
+    version = loaded.config.kubernetes_version
+    node = nodeimage.node_tag(version)
+    if images_engine.inspect(node) is None:
+        nodeimage.build_node_image(version, _source_root(), loaded.paths.cache_dir, prog)
+    if images_engine.inspect(DEFAULT_BASE_IMAGE) is None:
+        base_image_mod.ensure(base_image_mod.DEFAULT, loaded.paths.cache_dir, prog)
+    source = Path(device_plugin_source).expanduser() if device_plugin_source else None
+    return {
+        "kind-node-gpu": gpu.ensure_node_gpu_image(version, node, _source_root(), loaded.paths.cache_dir, prog),
+        "nvidia-device-plugin": gpu.ensure_device_plugin_image(
+            _source_root(), loaded.paths.cache_dir, prog, source=source
+        ),
+    }
+
+
 def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:
     """Build (or confirm) the kind node image for the configured Kubernetes version; returns its tag."""
     from appliance.images import nodeimage  # noqa: PLC0415

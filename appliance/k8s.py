@@ -92,6 +92,7 @@ class NodeStatus:
     images: int
     allocatable_cpu: str
     allocatable_memory: str
+    allocatable_gpu: str = ""  # nvidia.com/gpu, once the device plugin registered (docs/gpu.md)
 
 
 def nodes(cluster: Cluster) -> list[NodeStatus]:
@@ -108,6 +109,7 @@ def nodes(cluster: Cluster) -> list[NodeStatus]:
                 images=len(node.status.images or []),
                 allocatable_cpu=str((node.status.allocatable or {}).get("cpu", "")),
                 allocatable_memory=str((node.status.allocatable or {}).get("memory", "")),
+                allocatable_gpu=str((node.status.allocatable or {}).get("nvidia.com/gpu", "")),
             )
         )
     return result

@@ -31,6 +31,7 @@ from appliance import errors, progress
 from appliance.bundle import archive, definition, sign
 from appliance.images import base, catalog, engine, gobuild, nodeimage, recipes
 from appliance.images import build as image_build
+from appliance.images import gpu as gpu_images
 
 IMAGES_ARCHIVE = "images/images.tar"
 # An image entry with this recipe is the kind node image (appliance.images.nodeimage), which is
@@ -66,7 +67,8 @@ def build(
     if not output.parent.is_dir():
         raise errors.UsageError(f"directory {output.parent} does not exist", hint="create it or choose another -o")
     manifest_sources = _manifest_sources(spec, definition_path.parent)
-    specs = [catalog.get(entry.recipe) for entry in spec.images if entry.recipe != NODE_IMAGE_RECIPE]
+    specs = [catalog.get(e.recipe) for e in spec.images if e.recipe != NODE_IMAGE_RECIPE and not e.gpu]
+    gpu_tags = _gpu_tags(spec)
     binaries = [dataclasses.replace(recipes.get(b.name), version=b.version) for b in spec.binaries]
 
     if engine.inspect(options.base_image) is None and options.base_image == base.DEFAULT.tag:
@@ -74,6 +76,7 @@ def build(
     built = image_build.build_images(specs, root, cache_dir, options, prog) if specs else []
     if any(entry.recipe == NODE_IMAGE_RECIPE for entry in spec.images):
         built.append(_node_image(spec.kubernetes, root, cache_dir, prog))
+    built += _gpu_built(gpu_tags, prog)
 
     work = cache_dir / "bundles" / spec.name
     payload, state = work / "payload", work / "state"
@@ -182,12 +185,44 @@ def _node_image(kubernetes: str, root: Path, cache_dir: Path, prog: progress.Pro
     return image_build.BuiltImage(NODE_IMAGE_RECIPE, tag, info.id, recipe, info.size, "built")
 
 
+def _gpu_tags(spec: definition.Definition) -> dict[str, str]:
+    """The tag of each `gpu: true` entry's image, by recipe; an unknown GPU recipe is bad input."""
+    known = {"kind-node-gpu": gpu_images.node_gpu_tag(spec.kubernetes.removeprefix("v")),
+             "nvidia-device-plugin": gpu_images.device_plugin_tag()}  # fmt: skip
+    tags = {}
+    for entry in (e for e in spec.images if e.gpu):
+        if entry.recipe not in known:
+            raise errors.UsageError(
+                f"image {entry.name!r} is marked gpu but {entry.recipe!r} is no GPU image",
+                hint=f"GPU images: {', '.join(known)}",
+            )
+        tags[entry.recipe] = known[entry.recipe]
+    return tags
+
+
+def _gpu_built(tags: dict[str, str], prog: progress.Progress) -> list[image_build.BuiltImage]:
+    """GPU images that are built on this machine (never built here: CPU-only builders do not wait)."""
+    built = []
+    for recipe, tag in tags.items():
+        info = engine.inspect(tag)
+        with prog.step(f"GPU image {tag}") as step:
+            if info is None or not gpu_images.image_is_current(tag):
+                step.skip("not built here: left out (`appliance images gpu` builds it, then it is included)")
+                continue
+            step.skip("built: included")
+            content = info.labels.get(gpu_images.RECIPE_LABEL, "")
+            built.append(image_build.BuiltImage(recipe, tag, info.id, content, info.size, "cached"))
+    return built
+
+
 def _resolved_images(
     spec: definition.Definition, built: list[image_build.BuiltImage]
 ) -> list[definition.ResolvedImage]:
     by_recipe = {b.name: b for b in built}
     images = []
     for entry in spec.images:
+        if entry.gpu and entry.recipe not in by_recipe:
+            continue  # a GPU image that is not built on this machine (see _gpu_built)
         image = by_recipe[entry.recipe]
         if entry.upstream:
             engine.tag(image.tag, entry.upstream)

@@ -45,11 +45,17 @@ class _Model(pydantic.BaseModel):
 
 
 class ImageEntry(_Model):
-    """One image: built from `images/<build>` (default: the entry's name)."""
+    """One image: built from `images/<build>` (default: the entry's name).
+
+    `gpu: true` marks an image only GPU hosts need (`appliance images gpu`, docs/gpu.md): the bundle
+    carries it when it is already built on this machine and skips it otherwise, so CPU-only builders
+    never wait for it.
+    """
 
     name: str
     build: str | None = None
     upstream: str | None = None  # e.g. quay.io/minio/minio:RELEASE...; the built image is tagged with it too
+    gpu: bool = False
 
     _name = pydantic.field_validator("name")(_check_name)
 

@@ -18,8 +18,14 @@ from appliance.cli.state import State, pass_state
 
 @click.command()
 @click.option("--merge-kubeconfig", is_flag=True, help="Also merge the cluster's context into ~/.kube/config.")
+@click.option(
+    "--gpu",
+    type=click.Choice(["auto", "on", "off"]),
+    help="Give the cluster this host's NVIDIA GPU: auto (when the host can; `appliance doctor` says), on "
+    "(fail at once when it cannot), off. Overrides the `gpu` setting.",
+)
 @pass_state
-def up(state: State, merge_kubeconfig: bool) -> None:
+def up(state: State, merge_kubeconfig: bool, gpu: str | None) -> None:
     """Create (or resume) the single-node cluster and install the platform on it.
 
     Builds the kind node image from source when it is missing (about 20 minutes the first time on
@@ -27,8 +33,9 @@ def up(state: State, merge_kubeconfig: bool) -> None:
     directory, and waits until the node is Ready and CoreDNS answers. Then it installs the platform:
     the CRDs, the operator, the DSCInitialization (MinIO) and the DataScienceCluster, waits for MinIO
     and reports each component. Running it again on a healthy cluster changes nothing and takes seconds.
+    With a GPU (docs/gpu.md) the node is the GPU variant and the NVIDIA device plugin runs in it.
     """
-    loaded = state.load_config()
+    loaded = state.load_config(gpu=gpu)
     with render.LiveSteps(state.err) as live:
         kubeconfig = api.up(loaded, api.Progress(live), merge_kubeconfig=merge_kubeconfig)
     state.out.print(f"cluster {loaded.config.cluster_name!r} is up", highlight=False)
@@ -77,12 +84,14 @@ def status(state: State, as_json: bool) -> None:
         state.out.print(f"  Kubernetes {result.server_version}; kubeconfig {result.kubeconfig}", highlight=False)
     if result.nodes:
         table = Table(title="nodes", title_justify="left")
-        for column in ("node", "ready", "kubelet", "runtime", "images", "cpu", "memory"):
+        gpus = any(node.get("allocatable_gpu") for node in result.nodes)
+        for column in ("node", "ready", "kubelet", "runtime", "images", "cpu", "memory", *(["gpu"] if gpus else [])):
             table.add_column(column)
         for node in result.nodes:
             table.add_row(
                 node["name"], "yes" if node["ready"] else "no", node["kubelet_version"], node["container_runtime"],
                 str(node["images"]), node["allocatable_cpu"], node["allocatable_memory"],
+                *([node.get("allocatable_gpu") or "0"] if gpus else []),
             )  # fmt: skip
         state.out.print(table)
     for name, usage in result.resources.items():
@@ -139,3 +148,21 @@ def images_node(state: State) -> None:
     with render.LiveSteps(state.err) as live:
         tag = api.node_image(loaded, api.Progress(live))
     state.out.print(f"node image: {tag}", highlight=False)
+
+
+@images.command("gpu")
+@click.option(
+    "--device-plugin-source",
+    metavar="DIR",
+    help="A git clone (or bare mirror) of github.com/NVIDIA/k8s-device-plugin holding the pinned release; "
+    "[default: ~/.cache/odh-appliance/src/k8s-device-plugin]. Not needed once the image is built.",
+)
+@pass_state
+def images_gpu(state: State, device_plugin_source: str | None) -> None:
+    """Build the GPU images from source: the kind node's GPU variant (NVIDIA Container Toolkit) and
+    the NVIDIA device plugin. Cached; the CPU-only node image is not changed (docs/gpu.md)."""
+    loaded = state.load_config()
+    with render.LiveSteps(state.err) as live:
+        tags = api.gpu_images(loaded, api.Progress(live), device_plugin_source=device_plugin_source)
+    for name, tag in tags.items():
+        state.out.print(f"{name}: {tag}", highlight=False)

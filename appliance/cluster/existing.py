@@ -29,7 +29,7 @@ class ExistingProvider:
             return provider_mod.ClusterState(True, False, exc.message)
         return provider_mod.ClusterState(True, True, f"Kubernetes {version}")
 
-    def create(self, prog: progress.Progress) -> None:
+    def create(self, prog: progress.Progress, *, gpu: bool = False) -> None:
         raise errors.ApplianceError(
             f"the cluster of {self.source} does not answer, and the {self.name} provider does not create clusters",
             hint="start that cluster, fix the kubeconfig, or use --set provider=kind for a local one",

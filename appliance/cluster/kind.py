@@ -17,6 +17,7 @@ from appliance import exec as exec_mod
 from appliance.cluster import kindconfig
 from appliance.cluster import provider as provider_mod
 from appliance.images import gobuild, nodeimage, recipes
+from appliance.images import gpu as gpu_images
 
 CREATE_TIMEOUT = 900.0
 NODE_ROLE_LABEL = "io.x-k8s.kind.role"
@@ -66,19 +67,20 @@ class KindProvider:
         return provider_mod.ClusterState(True, running, detail, tuple(names), complete=complete)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def node_image(self) -> str:
-        return nodeimage.node_tag(self.cfg.kubernetes_version)
+    def node_image(self, *, gpu: bool = False) -> str:
+        version = self.cfg.kubernetes_version
+        return gpu_images.node_gpu_tag(version) if gpu else nodeimage.node_tag(version)
 
-    def create(self, prog: progress.Progress) -> None:
-        image = self.node_image()
+    def create(self, prog: progress.Progress, *, gpu: bool = False) -> None:
+        image = self.node_image(gpu=gpu)
         if exec_mod.run(["docker", "image", "inspect", image], check=False).returncode != 0:
             raise errors.ApplianceError(
                 f"the kind node image {image} is not in the local Docker engine",
-                hint="build it from source (`appliance images node`) or load a bundle (`appliance bundle load`)",
+                hint="build it from source (`appliance images node`, `appliance images gpu` for the GPU variant) "
+                "or load a bundle (`appliance bundle load`)",
             )
         volumes = self.dir / "volumes"
         volumes.mkdir(parents=True, exist_ok=True)
-        gpu = self.cfg.gpu == "on"
         rendered = kindconfig.render_yaml(self.cfg, node_image=image, volumes_dir=volumes, gpu=gpu)
         config_file = self.dir / "kind-config.yaml"
         config_file.write_text(rendered)

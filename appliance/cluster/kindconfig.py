@@ -8,8 +8,13 @@ What it encodes, and why:
   gateway (the operator issue puts nginx behind them);
 - the local-path volume directory is a host directory, so `appliance down --keep-data` keeps PVC data;
 - a kubelet patch that keeps cgroup v1 hosts working (`failCgroupV1: false`);
-- with a GPU: NVIDIA's volume-mount device selection (`/dev/null` at
-  `/var/run/nvidia-container-devices/all`), which the nvidia runtime in the node turns into devices.
+- with a GPU (docs/gpu.md): NVIDIA's volume-mount device selection (`/dev/null` at
+  `/var/run/nvidia-container-devices/all`), which the host's NVIDIA Container Toolkit turns into the
+  node's GPU devices and driver libraries; and a containerd patch that adds the `nvidia` runtime (the
+  NVIDIA Container Runtime of the GPU node image, `appliance.images.gpu`) and makes it the default, so
+  every pod the device plugin gives a GPU gets it whether or not it names the `nvidia` RuntimeClass.
+  kind merges the patch into the node's /etc/containerd/config.toml and restarts containerd before
+  kubeadm runs; the CPU-only node image is unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +36,22 @@ KUBELET_PATCH = """kind: KubeletConfiguration
 failCgroupV1: false
 """
 
+NVIDIA_DEVICES_ALL = "/var/run/nvidia-container-devices/all"
+NVIDIA_RUNTIME_BINARY = "/usr/bin/nvidia-container-runtime"
+GPU_NODE_LABEL = "odh-appliance/gpu"
+
+# containerd 1.6 (config version 2), merged by kind into the node's config.
+CONTAINERD_NVIDIA_PATCH = f"""[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "nvidia"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+  BinaryName = "{NVIDIA_RUNTIME_BINARY}"
+  SystemdCgroup = true
+"""
+
 
 def render(cfg: config.Config, *, node_image: str, volumes_dir: Path, gpu: bool) -> dict[str, Any]:
     """The kind `Cluster` object for `cfg` (see module docstring)."""
@@ -41,7 +62,7 @@ def render(cfg: config.Config, *, node_image: str, volumes_dir: Path, gpu: bool)
     ]
     mounts: list[dict[str, Any]] = [{"hostPath": str(volumes_dir), "containerPath": VOLUMES_IN_NODE}]
     if gpu:
-        mounts.append({"hostPath": "/dev/null", "containerPath": "/var/run/nvidia-container-devices/all"})
+        mounts.append({"hostPath": "/dev/null", "containerPath": NVIDIA_DEVICES_ALL})
     networking: dict[str, Any] = {
         "apiServerAddress": address,
         "disableDefaultCNI": True,
@@ -51,7 +72,7 @@ def render(cfg: config.Config, *, node_image: str, volumes_dir: Path, gpu: bool)
     }
     if cfg.ports.api_server:
         networking["apiServerPort"] = cfg.ports.api_server
-    return {
+    rendered: dict[str, Any] = {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": cfg.cluster_name,
@@ -62,11 +83,14 @@ def render(cfg: config.Config, *, node_image: str, volumes_dir: Path, gpu: bool)
                 "image": node_image,
                 "extraPortMappings": port_mappings,
                 "extraMounts": mounts,
-                "labels": {"odh-appliance/gpu": "true" if gpu else "false"},
+                "labels": {GPU_NODE_LABEL: "true" if gpu else "false"},
             }
         ],
         "kubeadmConfigPatches": [KUBELET_PATCH],
     }
+    if gpu:
+        rendered["containerdConfigPatches"] = [CONTAINERD_NVIDIA_PATCH]
+    return rendered
 
 
 def render_yaml(cfg: config.Config, *, node_image: str, volumes_dir: Path, gpu: bool) -> str:

@@ -32,8 +32,9 @@ class Provider(Protocol):
         """Whether the cluster exists and its node containers run."""
         ...
 
-    def create(self, prog: progress.Progress) -> None:
-        """Create the cluster; on failure leave nothing behind (unless told to retain)."""
+    def create(self, prog: progress.Progress, *, gpu: bool = False) -> None:
+        """Create the cluster (with `gpu`: able to give pods the host's NVIDIA GPU, docs/gpu.md); on
+        failure leave nothing behind (unless told to retain)."""
         ...
 
     def start(self, prog: progress.Progress) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from appliance.doctor import facts as facts_mod
+from appliance.doctor import gpu as gpu_mod
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -278,38 +279,25 @@ def check_kind(f: facts_mod.Facts) -> CheckResult:
 
 
 def check_gpu(f: facts_mod.Facts) -> CheckResult:
-    g = f.gpu
-    nvidia_runtime = "nvidia" in f.docker.runtimes
-    data = {**asdict(g), "docker_nvidia_runtime": nvidia_runtime}
-    if g.nvidia_smi is None and not g.device_nodes:
-        return CheckResult("gpu", "pass", "no NVIDIA GPU: GPU features stay off", data=data)
-    if g.nvidia_smi is None:
-        return CheckResult(
-            "gpu",
-            "warn",
-            f"{', '.join(g.device_nodes)} exist but nvidia-smi is not installed",
-            "install the NVIDIA driver utilities (nvidia-smi) to use the GPU",
-            data,
-        )
-    if g.smi_error or not g.gpus:
-        return CheckResult(
-            "gpu",
-            "warn",
-            f"nvidia-smi found no usable GPU: {g.smi_error or 'no devices listed'}",
-            "check the NVIDIA driver (nvidia-smi should list the GPU); GPU features stay off",
-            data,
-        )
-    gpus = "; ".join(g.gpus)
-    if not nvidia_runtime:
-        return CheckResult(
-            "gpu",
-            "warn",
-            f"{gpus}, but Docker has no 'nvidia' runtime",
-            "install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`, "
-            "then restart Docker",
-            data,
-        )
-    return CheckResult("gpu", "pass", f"{gpus}; Docker has the nvidia runtime", data=data)
+    """What `gpu: auto|on|off` will do on this host, and why (`doctor.gpu` decides, as `up` does)."""
+    support = gpu_mod.assess(f.gpu, f.docker)
+    data = {**asdict(f.gpu), "setting": f.gpu_setting, "usable": support.usable,
+            "docker_default_runtime": f.docker.default_runtime, "docker_runtimes": list(f.docker.runtimes)}  # fmt: skip
+    if f.gpu_setting == "off":
+        return CheckResult("gpu", "pass", f"gpu: off; this host: {support.detail}", data=data)
+    if support.usable and f.gpu.images_problem:
+        status: Status = "fail" if f.gpu_setting == "on" else "warn"
+        outcome = "`up` will stop at preflight" if f.gpu_setting == "on" else "gpu auto stays off"
+        return CheckResult("gpu", status, f"{support.detail}, but {f.gpu.images_problem}: {outcome}",
+                           f.gpu.images_hint, data)  # fmt: skip
+    if support.usable:
+        return CheckResult("gpu", "pass", f"{support.detail}: gpu {f.gpu_setting} puts it in the cluster", data=data)
+    if f.gpu_setting == "on":
+        return CheckResult("gpu", "fail", f"gpu: on, but {support.detail}: `up` will stop at preflight",
+                           f"{support.hint}; or set gpu to auto/off", data)  # fmt: skip
+    if not support.present:
+        return CheckResult("gpu", "pass", f"{support.detail}: GPU features stay off", data=data)
+    return CheckResult("gpu", "warn", f"{support.detail}: gpu auto stays off", support.hint, data)
 
 
 def check_registries(f: facts_mod.Facts) -> CheckResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import platform
 import re
@@ -13,6 +14,7 @@ import shutil
 import socket
 import ssl
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -21,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance import config as config_mod
+from appliance import errors
 from appliance import exec as exec_mod
+from appliance.images import gpu as gpu_images
 
 PROBE_TIMEOUT = 4.0
 
@@ -60,6 +64,15 @@ class GpuFacts:
     gpus: tuple[str, ...] = ()
     smi_error: str = ""
     device_nodes: tuple[str, ...] = ()
+    # The host's NVIDIA Container Toolkit configuration (None: not found) and whether it accepts device
+    # requests as volume mounts (`accept-nvidia-visible-devices-as-volume-mounts`; see doctor.gpu).
+    toolkit_config: str | None = None
+    volume_mounts: bool | None = None
+    toolkit_error: str = ""
+    # Why the GPU images could not be had (device plugin neither built nor buildable), with a hint;
+    # empty when they can, or when there is no GPU to ask about.
+    images_problem: str = ""
+    images_hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,7 @@ class Facts:
     kind: BinaryFacts
     gpu: GpuFacts
     registries: tuple[RegistryFacts, ...] = field(default=())
+    gpu_setting: str = "auto"  # the configured `gpu` (auto|on|off): the gpu check says what `up` will do
 
 
 def gather(cfg: config_mod.Config, paths: config_mod.Paths) -> Facts:
@@ -117,8 +131,9 @@ def gather(cfg: config_mod.Config, paths: config_mod.Paths) -> Facts:
             inotify_instances=instances,
             ports=tuple(port_facts(name, cfg.bind_address, port) for name, port in cfg.ports.bound().items()),
             kind=kind_f.result(),
-            gpu=gpu_f.result(),
+            gpu=with_gpu_images(gpu_f.result(), paths.cache_dir),
             registries=tuple(f.result() for f in registry_fs),
+            gpu_setting=cfg.gpu,
         )
 
 
@@ -236,11 +251,12 @@ def binary_facts(name: str, version_args: Sequence[str], extra_dirs: Sequence[st
     return BinaryFacts(name, path, version=_first_line(text))
 
 
-def gpu_facts(dev: str = "/dev") -> GpuFacts:
+def gpu_facts(dev: str = "/dev", toolkit_config: str = "/etc/nvidia-container-runtime/config.toml") -> GpuFacts:
     nodes = tuple(sorted(str(p) for p in Path(dev).glob("nvidia*")))
+    toolkit = nvidia_toolkit_config(toolkit_config)
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return GpuFacts(None, device_nodes=nodes)
+        return GpuFacts(None, device_nodes=nodes, **toolkit)
     try:
         result = exec_mod.run(
             [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
@@ -248,11 +264,34 @@ def gpu_facts(dev: str = "/dev") -> GpuFacts:
             check=False,
         )
     except exec_mod.ExecError as exc:
-        return GpuFacts(smi, smi_error=exc.message, device_nodes=nodes)
+        return GpuFacts(smi, smi_error=exc.message, device_nodes=nodes, **toolkit)
     if not result.ok:
-        return GpuFacts(smi, smi_error=_first_line(result.stdout + result.stderr), device_nodes=nodes)
+        return GpuFacts(smi, smi_error=_first_line(result.stdout + result.stderr), device_nodes=nodes, **toolkit)
     gpus = tuple(line.strip() for line in result.stdout.splitlines() if line.strip())
-    return GpuFacts(smi, gpus=gpus, device_nodes=nodes)
+    return GpuFacts(smi, gpus=gpus, device_nodes=nodes, **toolkit)
+
+
+def with_gpu_images(gpu: GpuFacts, cache_dir: Path) -> GpuFacts:
+    """Where there is a GPU, whether the GPU images can be had (built, or buildable from source)."""
+    if gpu.nvidia_smi is None and not gpu.device_nodes:
+        return gpu
+    try:
+        gpu_images.check_device_plugin_buildable(cache_dir)
+    except errors.ApplianceError as exc:
+        return dataclasses.replace(gpu, images_problem=exc.message, images_hint=exc.hint or "")
+    return gpu
+
+
+def nvidia_toolkit_config(path: str) -> dict[str, Any]:
+    """What the host's NVIDIA Container Toolkit config says about volume-mount device requests."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {"toolkit_config": path, "toolkit_error": f"cannot read it: {_first_line(exc)}"}
+    value = data.get("accept-nvidia-visible-devices-as-volume-mounts")
+    return {"toolkit_config": path, "volume_mounts": value if isinstance(value, bool) else None}
 
 
 def registry_facts(registry: str) -> RegistryFacts:

@@ -141,23 +141,31 @@ def test_kind_that_does_not_run_fails() -> None:
     assert result.status == "fail"
 
 
-H100 = facts.GpuFacts("/bin/nvidia-smi", gpus=("NVIDIA H100, 550.54, 81559 MiB",))
+H100 = facts.GpuFacts(
+    "/bin/nvidia-smi",
+    gpus=("NVIDIA H100, 550.54, 81559 MiB",),
+    device_nodes=("/dev/nvidia0", "/dev/nvidiactl"),
+    toolkit_config="/etc/nvidia-container-runtime/config.toml",
+    volume_mounts=True,
+)
 
 
 @pytest.mark.parametrize(
-    ("gpu", "runtimes", "status", "text"),
+    ("gpu", "runtimes", "default", "status", "text"),
     [
-        (facts.GpuFacts(None), (), "pass", "no NVIDIA GPU"),
-        (facts.GpuFacts(None, device_nodes=("/dev/nvidia0",)), (), "warn", "nvidia-smi is not installed"),
-        (H100, ("runc",), "warn", "no 'nvidia'"),
-        (H100, ("nvidia", "runc"), "pass", "H100"),
+        (facts.GpuFacts(None), (), "runc", "pass", "no NVIDIA GPU"),
+        (facts.GpuFacts(None, device_nodes=("/dev/nvidia0",)), (), "runc", "warn", "nvidia-smi is not installed"),
+        (H100, ("runc",), "runc", "warn", "no 'nvidia'"),
+        (H100, ("nvidia", "runc"), "runc", "warn", "default runtime is runc"),
+        (H100, ("nvidia", "runc"), "nvidia", "pass", "H100"),
     ],
 )
-def test_gpu(gpu: facts.GpuFacts, runtimes: tuple[str, ...], status: str, text: str) -> None:
-    docker = facts.DockerFacts(True, "unix:///s", runtimes=runtimes)
+def test_gpu(gpu: facts.GpuFacts, runtimes: tuple[str, ...], default: str, status: str, text: str) -> None:
+    docker = facts.DockerFacts(True, "unix:///s", runtimes=runtimes, default_runtime=default)
     result = by_name(make_facts(gpu=gpu, docker=docker))["gpu"]
     assert result.status == status
     assert text in result.detail
+    assert result.status == "pass" or result.hint
 
 
 def test_registry_reachable_or_offline() -> None:

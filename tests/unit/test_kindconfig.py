@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from appliance import config
 from appliance.actions import up
 from appliance.cluster import kindconfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def render(gpu: bool = False, **overrides: object) -> dict[str, object]:
@@ -49,6 +53,56 @@ def test_gpu_adds_volume_mount_device_selection() -> None:
     mounts = render(gpu=True)["nodes"][0]["extraMounts"]  # type: ignore[index]
     assert {"hostPath": "/dev/null", "containerPath": "/var/run/nvidia-container-devices/all"} in mounts
     assert not any("nvidia" in m["containerPath"] for m in render()["nodes"][0]["extraMounts"])  # type: ignore[index]
+
+
+def test_gpu_labels_the_node_and_patches_containerd_only_with_gpu() -> None:
+    with_gpu, without = render(gpu=True), render()
+    assert with_gpu["nodes"][0]["labels"] == {"odh-appliance/gpu": "true"}  # type: ignore[index]
+    assert without["nodes"][0]["labels"] == {"odh-appliance/gpu": "false"}  # type: ignore[index]
+    assert "containerdConfigPatches" not in without
+    assert with_gpu["containerdConfigPatches"] == [kindconfig.CONTAINERD_NVIDIA_PATCH]
+    assert with_gpu["kubeadmConfigPatches"] == without["kubeadmConfigPatches"]
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 merge, which kind applies to the TOML of containerdConfigPatches (pkg/internal/patch)."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_containerd_patch_adds_the_nvidia_runtime_to_our_node_config() -> None:
+    node_config = tomllib.loads((ROOT / "images/kind-node/files/etc/containerd/config.toml").read_text())
+    merged = merge_patch(node_config, tomllib.loads(kindconfig.CONTAINERD_NVIDIA_PATCH))
+    cri = merged["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["containerd"]["default_runtime_name"] == "nvidia"
+    nvidia = cri["containerd"]["runtimes"]["nvidia"]
+    assert nvidia == {
+        "runtime_type": "io.containerd.runc.v2",
+        "options": {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True},
+    }
+    # What the CPU-only node has stays: runc, the snapshotter, the preloaded pause image, the CNI paths.
+    assert (
+        cri["containerd"]["runtimes"]["runc"]
+        == node_config["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]
+    )
+    assert cri["containerd"]["snapshotter"] == "overlayfs"
+    assert cri["sandbox_image"].startswith("registry.k8s.io/pause:")
+    assert cri["cni"]["bin_dir"] == "/usr/lib/cni"
+    assert merged["version"] == 2
+
+
+def test_the_gpu_node_image_ships_what_the_patch_names() -> None:
+    dockerfile = (ROOT / "images/kind-node-gpu/Dockerfile").read_text()
+    assert "bin/nvidia-container-runtime" in dockerfile and "/usr/bin/" in dockerfile
+    runtime = tomllib.loads((ROOT / "images/kind-node-gpu/files/etc/nvidia-container-runtime/config.toml").read_text())
+    assert runtime["accept-nvidia-visible-devices-as-volume-mounts"] is True
+    assert runtime["accept-nvidia-visible-devices-envvar-when-unprivileged"] is False
+    assert runtime["nvidia-container-runtime"]["runtimes"] == ["runc"]
 
 
 def test_yaml_is_what_kind_reads() -> None:
