@@ -121,13 +121,14 @@ def wait_operator(ctx: Context) -> None:
         )  # fmt: skip
 
 
-def wait_object_storage(ctx: Context) -> None:
+def wait_dsci_condition(ctx: Context, title: str, kind: str, timeout: float, hint: str, done: str = "ready") -> None:
+    """Wait until the DSCInitialization's condition `kind` is True; a spec error fails at once."""
     cluster = ctx.cluster()
-    with ctx.progress.step("wait for MinIO (object storage)") as step:
+    with ctx.progress.step(f"wait for {title}") as step:
 
         def check() -> tuple[bool, str]:
             dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
-            cond = _condition(dsci, "ObjectStorageReady")
+            cond = _condition(dsci, kind)
             if cond is None:
                 return False, "the operator has not reported on the DSCInitialization yet"
             if cond.get("reason") == "InvalidSpec":
@@ -135,28 +136,24 @@ def wait_object_storage(ctx: Context) -> None:
                                             hint=f"fix it: kubectl edit dsci {install.DSCI_NAME}")  # fmt: skip
             return cond.get("status") == "True", str(cond.get("message", ""))
 
-        k8s.wait_for("MinIO", check, timeout=MINIO_TIMEOUT, on_wait=step.update,
-                     hint=f"`kubectl -n {initialization.DEFAULT_NAMESPACE} describe statefulset {minio.NAME}` and "
-                     f"`kubectl describe dsci {install.DSCI_NAME}` (its Events) show why")  # fmt: skip
-        step.update("ready; credentials: `appliance credentials`")
+        k8s.wait_for(title, check, timeout=timeout, on_wait=step.update, hint=hint)
+        step.update(done)
+
+
+def wait_object_storage(ctx: Context) -> None:
+    ns = initialization.DEFAULT_NAMESPACE
+    wait_dsci_condition(ctx, "MinIO (object storage)", "ObjectStorageReady", MINIO_TIMEOUT,
+                        hint=f"`kubectl -n {ns} describe statefulset {minio.NAME}` and "
+                        f"`kubectl describe dsci {install.DSCI_NAME}` (its Events) show why",
+                        done="ready; credentials: `appliance credentials`")  # fmt: skip
 
 
 def wait_gateway(ctx: Context) -> None:
-    cluster = ctx.cluster()
-    with ctx.progress.step("wait for the gateway") as step:
-
-        def check() -> tuple[bool, str]:
-            dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
-            cond = _condition(dsci, "GatewayReady")
-            if cond is None:
-                return False, "the operator has not reported on the gateway yet"
-            return cond.get("status") == "True", str(cond.get("message", ""))
-
-        ns = initialization.DEFAULT_NAMESPACE
-        k8s.wait_for("the gateway", check, timeout=GATEWAY_TIMEOUT, on_wait=step.update,
-                     hint=f"`kubectl -n {ns} describe deploy {gateway.NAME}` and "
-                     f"`kubectl -n {ns} logs deploy/{gateway.NAME}` show why")  # fmt: skip
-        step.update(gateway_url(ctx) or f"NodePort {gateway.HTTP_NODEPORT} on the node")
+    ns = initialization.DEFAULT_NAMESPACE
+    wait_dsci_condition(ctx, "the gateway", "GatewayReady", GATEWAY_TIMEOUT,
+                        hint=f"`kubectl -n {ns} describe deploy {gateway.NAME}` and "
+                        f"`kubectl -n {ns} logs deploy/{gateway.NAME}` show why",
+                        done=gateway_url(ctx) or f"NodePort {gateway.HTTP_NODEPORT} on the node")  # fmt: skip
 
 
 def endpoints(ctx: Context, cluster: k8s.Cluster) -> list[dict[str, str]]:

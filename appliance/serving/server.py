@@ -4,8 +4,8 @@ Called by `python -m appliance.serving` (the model-server image) and by `applian
 (`appliance serve model.onnx`). `serve` blocks until SIGINT or SIGTERM and then stops cleanly; a
 startup failure (bad model path, busy port, a model that does not load) is raised as a
 `ServingError` with a hint. The listeners open first and the models load after, so readiness
-answers false while they load. With `workers > 1` each worker process binds the same ports with
-SO_REUSEPORT and the kernel spreads connections over them.
+answers false while they load. With `workers > 1` each worker process loads its models, then binds the
+same ports with SO_REUSEPORT, and the kernel spreads connections over the workers that are ready.
 """
 
 from __future__ import annotations
@@ -105,6 +105,13 @@ async def _serve_async(
     repo = repository.Repository(options.model_path, options.name, intra_op_threads=options.intra_op_threads)
     plane = dataplane.DataPlane(repo, metrics.Metrics(), max_elements=options.max_body_bytes)
     app = rest.RestApp(plane, max_body_bytes=options.max_body_bytes, body_timeout=options.body_timeout)
+    loop = asyncio.get_running_loop()
+    preloaded = workers > 1
+    if preloaded:
+        # A worker joins the SO_REUSEPORT group only once its models are loaded, so the kernel never
+        # hands a connection to a worker that would answer 503 while its siblings are ready. (With one
+        # process the listeners open first and readiness says false while the models load.)
+        await loop.run_in_executor(None, repo.load_all)
     sock = listen(options.host, options.http_port, reuse_port=reuse_port)
     http_port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -129,7 +136,6 @@ async def _serve_async(
         grpc_address = _address(options.host, grpc_port)
         await grpc.start()
 
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -142,7 +148,7 @@ async def _serve_async(
         if http_task.done():
             http_task.result()
             raise errors.StartupError("the HTTP server stopped while starting", hint="run with -v to see its log")
-        load: asyncio.Future[None] = loop.run_in_executor(None, repo.load_all)
+        load = _start_loading(loop, repo, preloaded=preloaded)
         stopped: asyncio.Future[bool] = asyncio.create_task(stop.wait())
         waiting: set[asyncio.Future[Any]] = {load, stopped}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -161,6 +167,17 @@ async def _serve_async(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(http_task, timeout=10)
         sock.close()
+
+
+def _start_loading(
+    loop: asyncio.AbstractEventLoop, repo: repository.Repository, *, preloaded: bool
+) -> asyncio.Future[None]:
+    """The models' load: already done (a worker loads before it listens), or started now in a thread."""
+    if preloaded:
+        done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)
+        return done
+    return loop.run_in_executor(None, repo.load_all)
 
 
 def tune_gc() -> None:

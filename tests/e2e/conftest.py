@@ -23,6 +23,15 @@ CLUSTER = os.environ.get("ODH_E2E_CLUSTER", "odh-e2e")  # parallel runs need dis
 UP_TIMEOUT = 1200
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first e2e test also pays for `appliance up` (the session fixture): about 3 minutes on a quiet
+    machine, much more when the two cores are shared. Give every e2e test UP_TIMEOUT, not the default
+    300 s; each wait inside the tests has its own, shorter bound."""
+    for item in items:
+        if "tests/e2e/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(UP_TIMEOUT + 300))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -328,6 +328,16 @@ def model_token(cluster: k8s.Cluster, name: str) -> str:
     return base64.b64decode(secret.data["token"]).decode()
 
 
+def infer_inputs(kind: Any, values: dict[str, np.ndarray]) -> list[Any]:
+    """tritonclient InferInputs (http or grpc flavour, `kind`) for FP32 arrays by name."""
+    found = []
+    for n, value in values.items():
+        item = kind(n, list(value.shape), "FP32")
+        item.set_data_from_numpy(value)
+        found.append(item)
+    return found
+
+
 def through_the_gateway(cluster: k8s.Cluster, appliance: Appliance, project: str, name: str,
                         want: dict[str, Any]) -> None:  # fmt: skip
     """OIP REST and gRPC from this host through the gateway, with tritonclient: the token is required."""
@@ -343,21 +353,11 @@ def through_the_gateway(cluster: k8s.Cluster, appliance: Appliance, project: str
     assert http_status(f"{base}/v2/health/ready", "wrong") == 401
     values = dict(zip("abcd", inputs(), strict=True))
     rest = httpclient.InferenceServerClient(url=base.removeprefix("http://"))
-    rest_inputs = []
-    for n, value in values.items():
-        item = httpclient.InferInput(n, list(value.shape), "FP32")
-        item.set_data_from_numpy(value)
-        rest_inputs.append(item)
-    result = rest.infer(name, rest_inputs, headers={"Authorization": f"Bearer {token}"})
+    result = rest.infer(name, infer_inputs(httpclient.InferInput, values), headers={"Authorization": f"Bearer {token}"})
     assert close({k: result.as_numpy(k).ravel().tolist() for k in want}, want)
     grpc = grpcclient.InferenceServerClient(url=appliance.grpc_address,
                                             channel_args=[("grpc.default_authority", f"{name}.{project}")])  # fmt: skip
-    grpc_inputs = []
-    for n, value in values.items():
-        item = grpcclient.InferInput(n, list(value.shape), "FP32")
-        item.set_data_from_numpy(value)
-        grpc_inputs.append(item)
-    reply = grpc.infer(name, grpc_inputs, headers={"authorization": f"Bearer {token}"})
+    reply = grpc.infer(name, infer_inputs(grpcclient.InferInput, values), headers={"authorization": f"Bearer {token}"})
     assert close({k: reply.as_numpy(k).ravel().tolist() for k in want}, want)
     with pytest.raises(InferenceServerException, match="bearer token"):
         grpc.is_model_ready(name)
