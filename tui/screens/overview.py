@@ -1,0 +1,257 @@
+"""Overview and install: the first screen.
+
+With no cluster it is a guided install: the `doctor` results first (every check with its status
+word and hint), then a form — bundle, profile, components, GPU — and Install, which runs `api.up` in
+a worker and shows each step live from the same progress events the CLI prints. With a cluster it
+shows the cluster and node, the DataScienceCluster's phase and every component's condition as
+words, the endpoints behind the gateway, and the MinIO credentials only when asked (`c`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static
+
+from appliance import api
+from tui.screens.base import ResourceScreen
+from tui.widgets.resource_table import ResourceTable
+from tui.widgets.steps import StepList
+
+CHECK_WORD = {"pass": "✓ pass", "warn": "! warn", "fail": "✗ FAIL"}
+CONDITION_WORD = {"True": "✓ ready", "False": "✗ not ready", "Unknown": "? unknown"}
+PROFILES: dict[str, dict[str, bool]] = {
+    "standard": dict(api.DEFAULT_COMPONENTS),
+    "minimal": {name: name in ("workbenches", "kserve") for name in api.DEFAULT_COMPONENTS},
+    "everything": dict.fromkeys(api.DEFAULT_COMPONENTS, True),
+}
+
+
+def component_row(item: dict[str, str]) -> tuple[str, str, str, str]:
+    """A component's condition as words (pure: unit-tested): name, managementState, status, why."""
+    word = "- off" if item["state"] == "Removed" else CONDITION_WORD.get(item["status"], item["status"])
+    why = ": ".join(x for x in (item.get("reason", ""), item.get("message", "")) if x)
+    return item["name"], item["state"], word, why
+
+
+def endpoints_text(gateway: str) -> str:
+    return (
+        f"gateway     {gateway}/\n"
+        f"S3 (MinIO)  {gateway}/  (path-style; credentials: c)\n"
+        f"notebooks   {gateway}/notebook/<project>/<name>/\n"
+        f"models      {gateway}/serving/<project>/<name>/v2/models/<name>/infer"
+    )
+
+
+class OverviewScreen(ResourceScreen):
+    NAME = "overview"
+    ALIASES = ("install", "status", "cluster", "home", "dsc")
+    TITLE = "Overview"
+    SUMMARY = "install the platform, or its health, endpoints and credentials"
+
+    DEFAULT_CSS = """
+    OverviewScreen #install, OverviewScreen #cluster { height: auto; }
+    OverviewScreen #doctor { height: auto; max-height: 14; }
+    OverviewScreen #components { height: auto; max-height: 16; }
+    OverviewScreen #options { height: auto; }
+    OverviewScreen #options > Vertical { width: 1fr; height: auto; }
+    OverviewScreen #component-list { height: 8; }
+    OverviewScreen .heading { text-style: bold; margin-top: 1; }
+    OverviewScreen #credentials { display: none; }
+    OverviewScreen #credentials.-shown { display: block; }
+    OverviewScreen #install-button { margin: 1 0; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "credentials", "Credentials"),
+        Binding("i", "install", "Install/up"),
+    ]
+    KEYS: ClassVar[list[tuple[str, str]]] = [
+        ("i", "install (or re-assert) the platform with the options shown: `appliance up`"),
+        ("c", "show / hide the MinIO credentials"),
+        ("r", "refresh the status (and the doctor checks when there is no cluster)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: api.ClusterStatus | None = None
+        self.installing = False
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="body"):
+            yield Static("checking the cluster ...", id="summary")
+            with Vertical(id="install"):
+                yield Label("1. host checks (appliance doctor)", classes="heading")
+                yield ResourceTable(("check", "status", "detail"), title="doctor", id="doctor")
+                yield Label("2. what to install", classes="heading")
+                with Horizontal(id="options"):
+                    with Vertical():
+                        yield Label("profile")
+                        yield Select([(p, p) for p in PROFILES], value="standard", allow_blank=False, id="profile")
+                        yield Label("GPU")
+                        yield Select([(g, g) for g in ("auto", "on", "off")], value="auto", allow_blank=False, id="gpu")
+                        yield Label("bundle (empty: images built here)")
+                        yield Input(placeholder="/path/to/odh-appliance.bundle", id="bundle")
+                    with Vertical():
+                        yield Label("components")
+                        yield SelectionList[str](
+                            *((name, name, on) for name, on in api.DEFAULT_COMPONENTS.items()), id="component-list"
+                        )
+                yield Button("3. Install (i)", variant="primary", id="install-button")
+            with Vertical(id="cluster"):
+                yield ResourceTable(("component", "managementState", "status", "reason"), title="components",
+                                    id="components")  # fmt: skip
+                yield Static("", id="nodes")
+                yield Label("endpoints", classes="heading")
+                yield Static("", id="endpoints")
+                yield Static("", id="credentials")
+            yield StepList(id="steps")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#install").display = False
+        self.query_one("#cluster").display = False
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        loaded = self.backends.loaded
+        self.call_api(lambda: api.status(loaded), self.show_status, group="status", failed=self.no_status)
+
+    # --- no cluster: doctor and the install form --------------------------------------------------
+
+    def no_status(self, exc: api.ApplianceError) -> None:
+        self.query_one("#summary", Static).update(f"cannot read the cluster's state: {exc.message}")
+        self.show_install()
+
+    def show_install(self) -> None:
+        self.query_one("#install").display = True
+        self.query_one("#cluster").display = False
+        loaded = self.backends.loaded
+        self.call_api(lambda: api.doctor(loaded), self.show_doctor, group="doctor")
+
+    def show_doctor(self, report: api.DoctorReport) -> None:
+        rows = []
+        for r in report.results:
+            detail = r.detail + (f" → {r.hint}" if r.hint and r.status != "pass" else "")
+            rows.append((r.name, (r.name, CHECK_WORD[r.status], detail)))
+        table = self.query_one("#doctor", ResourceTable)
+        table.set_rows(rows)
+        counts = report.counts()
+        table.title = f"doctor: {counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed"
+        table.border_title = table.title
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "profile" and isinstance(event.value, str):
+            chosen = PROFILES[event.value]
+            selection = self.query_one("#component-list", SelectionList)
+            for name, on in chosen.items():
+                if on:
+                    selection.select(name)
+                else:
+                    selection.deselect(name)
+
+    def install_flags(self) -> dict[str, Any]:
+        """The form as configuration flags (the same settings `appliance --set ... up` takes)."""
+        selected = set(self.query_one("#component-list", SelectionList).selected)
+        gpu = self.query_one("#gpu", Select).value
+        bundle = self.query_one("#bundle", Input).value.strip()
+        return {
+            "components": {name: name in selected for name in api.DEFAULT_COMPONENTS},
+            "gpu": gpu if isinstance(gpu, str) else "auto",
+            "bundle": bundle or None,
+        }
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "install-button":
+            self.action_install()
+
+    def action_install(self) -> None:
+        if self.installing:
+            self.notify("an install is already running", severity="warning")
+            return
+        backends = self.backends
+        try:
+            flags = self.install_flags() if self.query_one("#install").display else {}
+            loaded = api.load_config(config_file=backends.config_file, overrides=backends.overrides, flags=flags)
+        except api.ApplianceError as exc:
+            self.fail(exc)
+            return
+        steps = self.query_one("#steps", StepList)
+        steps.reset()
+        self.installing = True
+        self.query_one("#summary", Static).update(
+            "installing: each step below, live (the same steps as `appliance up`)"
+        )
+
+        def up() -> object:
+            return api.up(loaded, api.Progress(steps.subscriber()))
+
+        self.call_api(up, self.installed, group="install", failed=self.install_failed)
+
+    def installed(self, kubeconfig: object) -> None:
+        self.installing = False
+        self.notify(f"the platform is up (kubeconfig {kubeconfig})")
+        self.appliance.cluster_came_up()
+        self.action_refresh()
+
+    def install_failed(self, exc: api.ApplianceError) -> None:
+        self.installing = False
+        self.fail(exc)
+        self.query_one("#summary", Static).update(Text(f"✗ install failed: {exc.message}", style="bold"))
+
+    # --- a cluster: health, nodes, endpoints, credentials ----------------------------------------
+
+    def show_status(self, status: api.ClusterStatus) -> None:
+        self.status = status
+        summary = self.query_one("#summary", Static)
+        if not status.running:
+            summary.update(f"No cluster {status.cluster!r} ({status.provider}: {status.state}). Install it below.")
+            if not self.installing:
+                self.show_install()
+            return
+        self.appliance.cluster_came_up()
+        self.query_one("#install").display = False
+        self.query_one("#cluster").display = True
+        phase = status.platform_phase or "not installed (press i)"
+        storage = status.object_storage or {}
+        lines = [
+            f"cluster {status.cluster} ({status.provider}): {status.state}, Kubernetes {status.server_version or '?'}",
+            f"platform: DataScienceCluster {phase}; MinIO {CONDITION_WORD.get(storage.get('status', ''), '? unknown')}",
+        ]
+        if status.problem:
+            lines.append(f"problem: {status.problem}")
+        summary.update("\n".join(lines))
+        self.query_one("#components", ResourceTable).set_rows(
+            (item["name"], component_row(item)) for item in status.components
+        )
+        nodes = Table(box=None, padding=(0, 2, 0, 0), title="node", title_justify="left")
+        for column in ("node", "ready", "cpu", "memory", "images", "usage"):
+            nodes.add_column(column)
+        for node in status.nodes:
+            usage = next(iter(status.resources.values()), "")
+            nodes.add_row(node["name"], "yes" if node["ready"] else "NO", node["allocatable_cpu"],
+                          node["allocatable_memory"], str(node["images"]), usage)  # fmt: skip
+        self.query_one("#nodes", Static).update(nodes)
+        self.query_one("#endpoints", Static).update(endpoints_text(api.gateway_url(self.backends.loaded)))
+
+    def action_credentials(self) -> None:
+        shown = self.query_one("#credentials", Static)
+        if shown.has_class("-shown"):
+            shown.remove_class("-shown")
+            shown.update("")
+            return
+        loaded = self.backends.loaded
+
+        def show(creds: dict[str, str]) -> None:
+            shown.update(
+                f"MinIO credentials (Secret {creds['secret']}; c hides them)\n"
+                f"  access key  {creds['access_key']}\n  secret key  {creds['secret_key']}\n"
+                f"  in the cluster: {creds['endpoint']}"
+            )
+            shown.add_class("-shown")
+
+        self.call_api(lambda: api.credentials(loaded), show)
