@@ -180,7 +180,8 @@ def parse_tensor(spec: TensorSpec, text: str) -> Tensor:
     text = text.strip()
     if not text:
         raise errors.InvalidInput(f"{spec.name}: no value given", hint=f"type {example_text(spec)}")
-    values, shape = _values_and_shape(spec, text)
+    raw, shape = _values_and_shape(spec, text)
+    values = [_convert(spec, v) for v in raw]
     if shape is None:
         shape = _fit_shape(spec, len(values))
     elif len(shape) != len(spec.shape) or any(w >= 0 and w != g for w, g in zip(spec.shape, shape, strict=True)):
@@ -188,7 +189,7 @@ def parse_tensor(spec: TensorSpec, text: str) -> Tensor:
             f"{spec.name}: shape {list(shape)} does not fit the model's {list(spec.shape)}",
             hint="-1 in the model's shape means any size",
         )
-    return Tensor(spec.name, spec.datatype, shape, [_convert(spec, v) for v in values])
+    return Tensor(spec.name, spec.datatype, shape, values)
 
 
 def _values_and_shape(spec: TensorSpec, text: str) -> tuple[list[Any], tuple[int, ...] | None]:
@@ -314,13 +315,16 @@ class Scrape:
 
 
 def parse_metrics(text: str, at: float) -> Scrape:
-    """The model server's Prometheus text → counters per model (every protocol and code summed)."""
+    """The model server's Prometheus text → counters per model: inference requests (every protocol
+    and status code summed), errors, and the latency histogram's sum and count."""
     sums: dict[str, dict[str, float]] = {}
     for family in prom_parser.text_string_to_metric_families(text):
         for sample in family.samples:
             model = sample.labels.get("model")
-            if model is None:
-                continue
+            if model is None or (
+                sample.name == "model_server_requests_total" and sample.labels.get("endpoint") != "infer"
+            ):
+                continue  # requests: inferences only (not metadata or readiness probes)
             slot = {
                 "model_server_requests_total": "requests",
                 "model_server_errors_total": "errors",

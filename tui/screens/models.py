@@ -47,6 +47,7 @@ class ModelsScreen(ResourceScreen):
     ALIASES = ("model", "serving", "isvc", "inferenceservices")
     TITLE = "Models"
     SUMMARY = "serve a model (local .onnx or from MinIO), try it, watch its metrics"
+    AUTO_FOCUS = "#models"  # not the URL field: the screen's letter keys must work at once
 
     DEFAULT_CSS = """
     ModelsScreen #source { height: 3; }
@@ -56,7 +57,9 @@ class ModelsScreen(ResourceScreen):
     ModelsScreen #stored { height: 1fr; }
     ModelsScreen #rates { height: 2; padding: 0 1; }
     ModelsScreen #tryit { border: round $primary 50%; padding: 0 1; }
-    ModelsScreen #form Input { margin-bottom: 0; }
+    ModelsScreen #form { height: auto; }
+    ModelsScreen #form Input { height: 1; border: none; padding: 0 1; background: $boost; }
+    ModelsScreen #form Input:focus { background: $accent 30%; }
     ModelsScreen #outputs { margin-top: 1; }
     ModelsScreen #serving { max-height: 3; }
     """
