@@ -84,6 +84,7 @@ class OverviewScreen(ResourceScreen):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
             yield Static("checking the cluster ...", id="summary")
+            yield StepList(id="steps")
             with Vertical(id="install"):
                 yield Label("1. host checks (appliance doctor)", classes="heading")
                 yield ResourceTable(("check", "status", "detail"), title="doctor", id="doctor")
@@ -109,7 +110,6 @@ class OverviewScreen(ResourceScreen):
                 yield Label("endpoints", classes="heading")
                 yield Static("", id="endpoints")
                 yield Static("", id="credentials")
-            yield StepList(id="steps")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -183,6 +183,7 @@ class OverviewScreen(ResourceScreen):
         steps = self.query_one("#steps", StepList)
         steps.reset()
         self.installing = True
+        self.query_one("#install").display = False  # the steps take its place while `up` runs
         self.query_one("#summary", Static).update(
             "installing: each step below, live (the same steps as `appliance up`)"
         )
@@ -201,6 +202,7 @@ class OverviewScreen(ResourceScreen):
     def install_failed(self, exc: api.ApplianceError) -> None:
         self.installing = False
         self.fail(exc)
+        self.query_one("#install").display = True
         self.query_one("#summary", Static).update(Text(f"✗ install failed: {exc.message}", style="bold"))
 
     # --- a cluster: health, nodes, endpoints, credentials ----------------------------------------
