@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 
 from appliance import api
 from tui import screens
@@ -57,6 +58,18 @@ class ApplianceApp(App[None]):
     def on_unmount(self) -> None:
         for server in self.local_servers:
             server.stop()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Notifications carry names, paths and server messages (`[1, 4]`), never markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     # --- navigation ------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="question")
+            yield Label(self.question, id="question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Yes, delete (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
@@ -98,7 +98,7 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.form_title, id="title")
+            yield Static(self.form_title, id="title", markup=False)
             for f in self.fields:
                 yield Label(f.label, classes="field")
                 if f.options:
@@ -162,7 +162,7 @@ class JumpDialog(ModalScreen[str | None]):
     DEFAULT_CSS = (
         DIALOG_CSS.format(name="JumpDialog")
         + """
-    JumpDialog > Vertical { width: 60; }
+    JumpDialog > Vertical { width: 78; }
     """
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -174,7 +174,7 @@ class JumpDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Input(placeholder="jump to: " + ", ".join(k for k, _ in self.kinds), id="jump")
-            yield Static("\n".join(f"{k:<12} {summary}" for k, summary in self.kinds), id="kinds")
+            yield Static("\n".join(f"{k:<12} {summary}" for k, summary in self.kinds), id="kinds", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -96,13 +96,13 @@ class ModelsScreen(ResourceScreen):
         with Horizontal():
             with Vertical(id="left"):
                 yield ResourceTable(("model", "state"), title="served models", id="models")
-                yield Static("", id="rates")
+                yield Static("", id="rates", markup=False)
                 yield ResourceTable(("in MinIO: models/",), title="MinIO models (enter: serve)", id="stored")
             with VerticalScroll(id="tryit"):
-                yield Static("Choose a model to try.", id="meta")
+                yield Static("Choose a model to try.", id="meta", markup=False)
                 yield Vertical(id="form")
                 yield Button("Send", id="send", variant="primary", disabled=True)
-                yield Static("", id="outputs")
+                yield Static("", id="outputs", markup=False)
         yield StepList(id="serving")
 
     def on_mount(self) -> None:
@@ -155,7 +155,7 @@ class ModelsScreen(ResourceScreen):
         form.remove_children()
         fields: list[Widget] = []
         for i, spec in enumerate(meta.inputs):
-            fields.append(Label(spec.describe()))
+            fields.append(Label(spec.describe(), markup=False))
             fields.append(Input(placeholder=api.model_example(spec), id=f"input-{i}"))
         form.mount_all(fields)
         self.query_one("#send", Button).disabled = False

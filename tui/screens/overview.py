@@ -44,7 +44,7 @@ def endpoints_text(gateway: str) -> str:
         f"gateway     {gateway}/\n"
         f"S3 (MinIO)  {gateway}/  (path-style; credentials: c)\n"
         f"notebooks   {gateway}/notebook/<project>/<name>/\n"
-        f"models      {gateway}/serving/<project>/<name>/v2/models/<name>/infer"
+        f"models      {gateway}/serving/<project>/<name>/v2/..."
     )
 
 
@@ -83,7 +83,7 @@ class OverviewScreen(ResourceScreen):
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
-            yield Static("checking the cluster ...", id="summary")
+            yield Static("checking the cluster ...", id="summary", markup=False)
             yield StepList(id="steps")
             with Vertical(id="install"):
                 yield Label("1. host checks (appliance doctor)", classes="heading")
@@ -108,8 +108,8 @@ class OverviewScreen(ResourceScreen):
                                     id="components")  # fmt: skip
                 yield Static("", id="nodes")
                 yield Label("endpoints", classes="heading")
-                yield Static("", id="endpoints")
-                yield Static("", id="credentials")
+                yield Static("", id="endpoints", markup=False)
+                yield Static("", id="credentials", markup=False)
 
     def on_mount(self) -> None:
         super().on_mount()

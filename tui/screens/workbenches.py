@@ -60,7 +60,7 @@ class WorkbenchesScreen(ResourceScreen):
 
     def compose_body(self) -> ComposeResult:
         yield ResourceTable(("project", "name", "state", "size", "image", "message"), title="workbenches", id="list")
-        yield Static("", id="hint")
+        yield Static("", id="hint", markup=False)
 
     def on_mount(self) -> None:
         super().on_mount()

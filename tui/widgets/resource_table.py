@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from tui import filtering
 
 
-class ResourceTable(DataTable[str]):
+class ResourceTable(DataTable[Text]):
     DEFAULT_CSS = """
     ResourceTable {
         height: 1fr;
@@ -67,7 +68,7 @@ class ResourceTable(DataTable[str]):
         shown = 0
         for key, cells in self.rows_all:
             if filtering.matches(cells, self.filter_text):
-                self.add_row(*cells, key=key)
+                self.add_row(*(Text(cell) for cell in cells), key=key)  # text, never markup: keys have [ ]
                 shown += 1
         title = self.title
         if self.filter_text:
