@@ -15,6 +15,7 @@ from typing import Any
 import appliance
 from appliance import config, errors, objectstore, progress
 from appliance.actions import context as action_context
+from appliance.actions import deployments as deployment_action
 from appliance.actions import down as down_action
 from appliance.actions import platform as platform_action
 from appliance.actions import status as status_action
@@ -568,3 +569,26 @@ def to_yaml(obj: Any) -> str:
     import yaml  # noqa: PLC0415
 
     return str(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+
+
+# --- model deployments (KServe InferenceService, RawDeployment): appliance.actions.deployments ----
+
+Deployment = deployment_action.Deployment
+
+
+def model_storage_uri(bucket: str, key: str) -> str:
+    """The storageUri of a model object: its folder for `<name>/model.onnx`, else the object."""
+    return deployment_action.storage_uri(bucket, key)
+
+
+def model_deploy(loaded: config.Loaded, namespace: str, name: str, storage_uri: str) -> None:
+    """Create (or update) an InferenceService serving `storage_uri` (s3://...) in a data science project."""
+    deployment_action.deploy(_cluster(loaded), namespace, name, storage_uri)
+
+
+def model_deployments(loaded: config.Loaded) -> list[deployment_action.Deployment]:
+    return deployment_action.list_all(_cluster(loaded))
+
+
+def model_undeploy(loaded: config.Loaded, namespace: str, name: str) -> None:
+    deployment_action.delete(_cluster(loaded), namespace, name)

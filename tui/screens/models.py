@@ -29,6 +29,7 @@ from tui.widgets.steps import StepList
 
 MODELS_BUCKET = "models"
 METRICS_INTERVAL = 2.0
+DEPLOYMENTS_INTERVAL = 5.0
 
 
 def rates_text(rates: api.ModelRates | None, total: float | None = None) -> str:
@@ -66,14 +67,18 @@ class ModelsScreen(ResourceScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "serve_file", "Serve .onnx"),
         Binding("u", "upload", "Upload .onnx"),
-        Binding("d", "describe", "Describe"),
+        Binding("p", "deploy", "Deploy"),
+        Binding("d", "describe", "Describe", show=False),
         Binding("y", "yaml", "YAML", show=False),
+        Binding("l", "logs", "Logs", show=False),
     ]
     KEYS: ClassVar[list[tuple[str, str]]] = [
         ("enter", "on a model: build its try-it form; on a MinIO model: serve it here"),
         ("o", "serve a local .onnx file on this machine (a model server on 127.0.0.1)"),
         ("u", "upload a local .onnx into MinIO (models/<name>/model.onnx)"),
+        ("p", "deploy the selected MinIO model to the cluster (an InferenceService); watch it become Ready"),
         ("d / y", "the model's metadata / as YAML"),
+        ("l", "the log of a model server this screen started"),
         ("enter in the last field", "send the inference (or the Send button)"),
     ]
 
@@ -84,6 +89,8 @@ class ModelsScreen(ResourceScreen):
         self.meta: api.ModelMetadata | None = None
         self.scrapes: list[api.MetricsScrape] = []
         self.stored: dict[str, api.StorageObject] = {}
+        self.deployments: dict[str, api.Deployment] = {}  # by storage URI
+        self.watching: set[tuple[str, str]] = set()  # deployed from here, not Ready yet
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="source"):
@@ -97,7 +104,7 @@ class ModelsScreen(ResourceScreen):
             with Vertical(id="left"):
                 yield ResourceTable(("model", "state"), title="served models", id="models")
                 yield Static("", id="rates", markup=False)
-                yield ResourceTable(("in MinIO: models/",), title="MinIO models (enter: serve)", id="stored")
+                yield ResourceTable(("in MinIO: models/", "cluster"), title="MinIO models", id="stored")
             with VerticalScroll(id="tryit"):
                 yield Static("Choose a model to try.", id="meta", markup=False)
                 yield Vertical(id="form")
@@ -109,6 +116,7 @@ class ModelsScreen(ResourceScreen):
         super().on_mount()
         self.query_one("#tryit").border_title = "try it"
         self.set_interval(METRICS_INTERVAL, self.scrape)
+        self.set_interval(DEPLOYMENTS_INTERVAL, self.load_deployments)
         if self.backends.model_server:
             self.connect(self.backends.model_server)
         self.load_stored()
@@ -251,7 +259,72 @@ class ModelsScreen(ResourceScreen):
 
     def show_stored(self, objects: list[api.StorageObject]) -> None:
         self.stored = {o.key: o for o in objects}
-        self.query_one("#stored", ResourceTable).set_rows((o.key, (o.key,)) for o in objects)
+        self.show_stored_rows()
+
+    def show_stored_rows(self) -> None:
+        def state(key: str) -> str:
+            found = self.deployments.get(api.model_storage_uri(MODELS_BUCKET, key))
+            return found.state if found else "-"
+
+        self.query_one("#stored", ResourceTable).set_rows((k, (k, state(k))) for k in self.stored)
+
+    # --- deployments on the cluster --------------------------------------------------------------
+
+    def load_deployments(self) -> None:
+        if not self.appliance.cluster_known_up:
+            return
+        loaded = self.backends.loaded
+        self.call_api(lambda: api.model_deployments(loaded), self.show_deployments, group="deployments",
+                      failed=lambda _exc: None)  # fmt: skip
+
+    def show_deployments(self, deployments: list[api.Deployment]) -> None:
+        self.deployments = {d.storage_uri: d for d in deployments}
+        self.show_stored_rows()
+        for d in deployments:
+            if (d.namespace, d.name) in self.watching and d.state != "Loading":
+                self.watching.discard((d.namespace, d.name))
+                if d.ready:
+                    self.notify(f"{d.namespace}/{d.name} is Ready; connecting through the gateway")
+                    self.model = None
+                    self.connect(api.model_url(self.backends.loaded, d.namespace, d.name))
+                else:
+                    self.notify(f"{d.namespace}/{d.name}: {d.message}", severity="error")
+
+    def action_deploy(self) -> None:
+        key = self.query_one("#stored", ResourceTable).selected_key
+        if key is None:
+            self.notify("select a model in MinIO first (u uploads one)", severity="warning")
+            return
+        if not self.appliance.cluster_known_up:
+            self.notify("deploying needs a cluster: install it from the overview (:overview)", severity="warning")
+            return
+        uri = api.model_storage_uri(MODELS_BUCKET, key)
+        loaded = self.backends.loaded
+
+        def deploy(values: dict[str, str] | None) -> None:
+            if not values or not values["name"]:
+                return
+            project, name = values["project"], values["name"]
+
+            def done(_: object) -> None:
+                self.watching.add((project, name))
+                self.notify(f"deploying {uri} as {project}/{name}; the MinIO list shows its state")
+                self.load_deployments()
+
+            self.call_api(lambda: api.model_deploy(loaded, project, name, uri), done)
+
+        fields = [
+            Field("project", "project (a namespace; made if missing)", value="models"),
+            Field("name", "deployment name", value=key.split("/")[0].removesuffix(".onnx").lower()),
+        ]
+        self.app.push_screen(FormDialog(f"Deploy {uri} to the cluster", fields, ok="Deploy"), deploy)
+
+    def action_logs(self) -> None:
+        server = next((s for s in self.appliance.local_servers if s.url == self.url), None)
+        if server is None:
+            self.notify("logs are shown for model servers started here (o, or enter on a MinIO model)")
+            return
+        self.app.push_screen(TextViewer(f"log of {server.model} ({server.url})", server.output() or "(empty)"))
 
     def serve_started(self, server: api.LocalModelServer) -> None:
         self.appliance.adopt_server(server)
