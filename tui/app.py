@@ -95,7 +95,7 @@ class ApplianceApp(App[None]):
     def action_help(self) -> None:
         current = self.screen
         title = getattr(current, "TITLE", "") or "this screen"
-        keys = list(getattr(current, "KEYS", []))
+        keys = list(current.KEYS) if isinstance(current, ResourceScreen) else []
         self.push_screen(HelpScreen(title, keys, screens.kinds()))
 
     def action_go_back(self) -> None:

@@ -38,6 +38,9 @@ class ResourceScreen(Screen[None]):
     TITLE: ClassVar[str] = ""
     SUMMARY: ClassVar[str] = ""
     NEEDS_CLUSTER: ClassVar[bool] = False
+    KEYS: ClassVar[list[tuple[str, str]]] = []  # this screen's keys, for the help screen
+
+    _filtered: ResourceTable | None = None  # the table the filter bar is filtering
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -129,7 +132,7 @@ class ResourceScreen(Screen[None]):
         bar.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter" and getattr(self, "_filtered", None) is not None:
+        if event.input.id == "filter" and self._filtered is not None:
             self._filtered.set_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -142,7 +145,7 @@ class ResourceScreen(Screen[None]):
         bar = self.query_one("#filter", Input)
         if not bar.display:
             return False
-        target = getattr(self, "_filtered", None)
+        target = self._filtered
         bar.display = False
         if target is not None:
             if not keep:

@@ -23,6 +23,7 @@ from tui.screens.base import ResourceScreen
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.steps import StepList
 
+REFRESH_INTERVAL = 15.0
 CHECK_WORD = {"pass": "✓ pass", "warn": "! warn", "fail": "✗ FAIL"}
 CONDITION_WORD = {"True": "✓ ready", "False": "✗ not ready", "Unknown": "? unknown"}
 PROFILES: dict[str, dict[str, bool]] = {
@@ -95,7 +96,7 @@ class OverviewScreen(ResourceScreen):
                         yield Select([(p, p) for p in PROFILES], value="standard", allow_blank=False, id="profile")
                         yield Label("GPU")
                         yield Select([(g, g) for g in ("auto", "on", "off")], value="auto", allow_blank=False, id="gpu")
-                        yield Label("bundle (empty: images built here)")
+                        yield Label("bundle to load first (empty: images built here)")
                         yield Input(placeholder="/path/to/odh-appliance.bundle", id="bundle")
                     with Vertical():
                         yield Label("components")
@@ -116,6 +117,12 @@ class OverviewScreen(ResourceScreen):
         self.query_one("#install").display = False
         self.query_one("#cluster").display = False
         self.action_refresh()
+        self.set_interval(REFRESH_INTERVAL, self.refresh_health)
+
+    def refresh_health(self) -> None:
+        """Keep the health current while a cluster runs (not during an install: its steps show)."""
+        if self.status is not None and self.status.running and not self.installing:
+            self.action_refresh()
 
     def action_refresh(self) -> None:
         loaded = self.backends.loaded
@@ -188,8 +195,13 @@ class OverviewScreen(ResourceScreen):
             "installing: each step below, live (the same steps as `appliance up`)"
         )
 
+        bundle = flags.get("bundle")
+
         def up() -> object:
-            return api.up(loaded, api.Progress(steps.subscriber()))
+            prog = api.Progress(steps.subscriber())
+            if bundle:  # as `appliance bundle load FILE` then `appliance up`
+                api.bundle_load(loaded, bundle, prog)
+            return api.up(loaded, prog)
 
         self.call_api(up, self.installed, group="install", failed=self.install_failed)
 

@@ -137,3 +137,19 @@ def test_step_list_renders_a_real_progress_stream_from_a_thread() -> None:
 def _cli_printer(console: Console) -> progress.Subscriber:
     """The CLI's live renderer (what `appliance up` uses), on a recording console."""
     return render.LiveSteps(console)
+
+
+def test_install_from_a_bundle_loads_it_first(tmp_path: Path) -> None:
+    missing = tmp_path / "site.odhbundle"
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        screen = overview(pilot)
+        await until(pilot, lambda: screen.query_one("#install").display, "the install form")
+        screen.query_one("#bundle", Input).value = str(missing)
+        await pilot.press("i")
+        await until(pilot, lambda: any("does not exist" in n for n in notes(pilot.app)), "the bundle error")
+        assert any("hint: pass the path of a .odhbundle file" in n for n in notes(pilot.app))
+        await until(pilot, lambda: f"✗ verify {missing.name}" in screen_text(pilot.app), "the failed step")
+        assert screen.query_one("#install").display  # the form is back, to fix the path
+
+    drive(make_app(), scenario)

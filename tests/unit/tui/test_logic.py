@@ -54,7 +54,7 @@ def test_every_screen_is_documented_and_unique() -> None:
     names = [n for s in screens.SCREENS for n in (s.NAME, *s.ALIASES)]
     assert len(names) == len(set(names))
     for screen in screens.SCREENS:
-        assert screen.TITLE and screen.SUMMARY and screen.KEYS, screen  # type: ignore[attr-defined]
+        assert screen.TITLE and screen.SUMMARY and screen.KEYS, screen
 
 
 def event(state: progress.StepState, kind: str = "end", **extra: object) -> api.StepEvent:
