@@ -5,6 +5,7 @@ through `appliance.api`, and run the app. A bad setting ends with `error:`/`hint
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     from tui.app import ApplianceApp  # noqa: PLC0415 - after the arguments, so --help is quick
 
+    # Library warnings (urllib3's retries while a cluster is down) must not write over the screen;
+    # what matters reaches the user as notifications and the banner.
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.captureWarnings(True)
     ApplianceApp(backends, initial=target.NAME).run()
     return 0
 

@@ -88,10 +88,17 @@ class StorageScreen(ResourceScreen):
 
     def action_refresh(self) -> None:
         backends = self.backends
-        self.call_api(lambda: api.storage_buckets(backends.storage_target()), self.show_buckets, group="buckets")
+        self.call_api(lambda: api.storage_buckets(backends.storage_target()), self.show_buckets, group="buckets",
+                      failed=self.unreachable)  # fmt: skip
+
+    def unreachable(self, exc: api.ApplianceError) -> None:
+        self.fail(exc)
+        self.buckets_table.title = "buckets: not reachable (r retries)"
+        self.buckets_table.set_rows([])
 
     def show_buckets(self, buckets: list[api.StorageBucket]) -> None:
         table = self.buckets_table
+        table.title = "buckets"
         table.set_rows((b.name, (b.name,)) for b in buckets)
         if self.bucket is None and buckets:
             self.bucket = table.selected_key

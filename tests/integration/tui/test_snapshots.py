@@ -90,6 +90,7 @@ def test_storage(snap_compare: SnapCompare) -> None:
         await settled(pilot)
         screen = pilot.app.screen
         assert isinstance(screen, StorageScreen)
+        screen.buckets_table.title = "buckets"  # the real first load found no cluster: "not reachable"
         screen.buckets_table.set_rows([(b, (b,)) for b in ("data", "models", "pipelines")])
         screen.bucket = "data"
         screen.show_objects([
