@@ -12,7 +12,6 @@ from textual.widgets import Static
 class Banner(Static):
     DEFAULT_CSS = """
     Banner {
-        dock: top;
         height: auto;
         width: 1fr;
         padding: 0 1;

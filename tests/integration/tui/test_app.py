@@ -5,11 +5,14 @@ UI in a real terminal (a pty) and quitting with ctrl+q."""
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import pty
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +20,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from appliance import api
+from tests.integration.conftest import closed_port
 from tests.integration.tui.conftest import drive, make_app, notes, screen_text, type_text, until
+from tui import app as tui_app
 from tui.screens.base import ResourceScreen
 from tui.screens.dialogs import JumpDialog
 from tui.screens.help import HelpScreen
@@ -150,3 +156,68 @@ def test_appliance_tui_in_a_pipe_is_an_error_with_a_hint(cli_env: dict[str, str]
     assert proc.returncode == 2
     assert "error: the terminal UI needs an interactive terminal" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class _Version(http.server.BaseHTTPRequestHandler):
+    """Answers /version as an API server does (a stand-in: a real kube-apiserver needs etcd and more)."""
+
+    def do_GET(self) -> None:
+        version = {"major": "1", "minor": "34", "gitVersion": "v1.34.1", "gitCommit": "0", "gitTreeState": "clean",
+                   "buildDate": "2025-09-09T00:00:00Z", "goVersion": "go1.24", "compiler": "gc",
+                   "platform": "linux/amd64"}  # fmt: skip
+        body = json.dumps(version).encode()
+        self.send_response(200 if self.path.startswith("/version") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _ApiServer:
+    def __init__(self, port: int) -> None:
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Version)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_banner_follows_the_api_server_going_away_and_coming_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = closed_port()
+    loaded = api.load_config()
+    kubeconfig = loaded.paths.data_dir / "clusters" / "odh" / "kubeconfig"
+    kubeconfig.parent.mkdir(parents=True)
+    kubeconfig.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+"""
+    )
+    monkeypatch.setattr(tui_app, "WATCH_INTERVAL", 0.3)
+    server = _ApiServer(port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        nonlocal server
+        app = pilot.app
+        await until(pilot, lambda: app.cluster_known_up, "the API server to answer")
+        assert not app.screen.query_one("#banner", Banner).shown
+        server.stop()
+        lost = "CLUSTER LOST: the Kubernetes API server does not answer"
+        await until(pilot, lambda: lost in screen_text(app), "the banner")
+        server = _ApiServer(port)
+        await until(pilot, lambda: not app.screen.query_one("#banner", Banner).shown, "the recovery")
+        assert "the cluster answers again" in notes(app)
+
+    try:
+        drive(make_app(initial="storage", watch_cluster=True), scenario)
+    finally:
+        server.stop()

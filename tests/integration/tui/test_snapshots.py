@@ -156,3 +156,15 @@ def test_help(snap_compare: SnapCompare) -> None:
 
 def test_jump_prompt(snap_compare: SnapCompare) -> None:
     assert snap_compare(make_app(initial="workbenches"), press=["colon", "s", "t"])
+
+
+def test_lost_cluster_banner(snap_compare: SnapCompare) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        app = pilot.app
+        app.cluster_answered(None)  # type: ignore[attr-defined]
+        app.cluster_answered("the Kubernetes API server does not answer (MaxRetryError)")  # type: ignore[attr-defined]
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(initial="storage"), run_before=before)
