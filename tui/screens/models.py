@@ -89,6 +89,8 @@ class ModelsScreen(ResourceScreen):
         self.meta: api.ModelMetadata | None = None
         self.scrapes: list[api.MetricsScrape] = []
         self.stored: dict[str, api.StorageObject] = {}
+        self.form_inputs: list[Input] = []  # the try-it fields of the current model, in input order
+        self.form_generation = 0  # field ids are unique per form, so a rebuild never clashes with the old one
         self.deployments: dict[str, api.Deployment] = {}  # by storage URI
         self.watching: set[tuple[str, str]] = set()  # deployed from here, not Ready yet
 
@@ -161,10 +163,14 @@ class ModelsScreen(ResourceScreen):
         )
         form = self.query_one("#form", Vertical)
         form.remove_children()
+        self.form_generation += 1
+        self.form_inputs = [
+            Input(placeholder=api.model_example(spec), id=f"input-{self.form_generation}-{i}", classes="tensor")
+            for i, spec in enumerate(meta.inputs)
+        ]
         fields: list[Widget] = []
-        for i, spec in enumerate(meta.inputs):
-            fields.append(Label(spec.describe(), markup=False))
-            fields.append(Input(placeholder=api.model_example(spec), id=f"input-{i}"))
+        for spec, field in zip(meta.inputs, self.form_inputs, strict=True):
+            fields += [Label(spec.describe(), markup=False), field]
         form.mount_all(fields)
         self.query_one("#send", Button).disabled = False
         self.query_one("#outputs", Static).update("")
@@ -175,8 +181,8 @@ class ModelsScreen(ResourceScreen):
             return
         if event.data_table.id == "models":
             self.choose(str(key))
-            if self.query("#form Input"):
-                self.query("#form Input").first().focus()
+            if self.form_inputs:
+                self.form_inputs[0].focus()
         elif event.data_table.id == "stored":
             self.serve_stored(str(key))
 
@@ -190,10 +196,9 @@ class ModelsScreen(ResourceScreen):
         if event.input.id == "url":
             event.stop()
             self.connect(event.value)
-        elif (event.input.id or "").startswith("input-"):
+        elif event.input in self.form_inputs:
             event.stop()
-            inputs = list(self.query("#form Input"))
-            if event.input is inputs[-1]:
+            if event.input is self.form_inputs[-1]:
                 self.send()
             else:
                 self.focus_next()
@@ -208,8 +213,8 @@ class ModelsScreen(ResourceScreen):
             return
         tensors = []
         try:
-            for i, spec in enumerate(meta.inputs):
-                tensors.append(api.model_parse_input(spec, self.query_one(f"#input-{i}", Input).value))
+            for spec, field in zip(meta.inputs, self.form_inputs, strict=True):
+                tensors.append(api.model_parse_input(spec, field.value))
         except api.ApplianceError as exc:
             self.fail(exc)
             return

@@ -48,7 +48,7 @@ def outputs(screen: ModelsScreen) -> str:
 async def form_ready(pilot: Pilot[None], model: str) -> ModelsScreen:
     screen = models(pilot)
     await until(pilot, lambda: screen.meta is not None and screen.meta.name == model, f"the metadata of {model}")
-    await until(pilot, lambda: len(screen.query("#form Input")) == len(screen.meta.inputs), "the form")  # type: ignore[union-attr]
+    await until(pilot, lambda: all(f.is_mounted for f in screen.form_inputs) and screen.form_inputs, "the form")
     return screen
 
 
@@ -57,7 +57,7 @@ def test_try_it_form_infers_and_counts(four_server: RunningServer) -> None:
         screen = await form_ready(pilot, "four")
         assert "four" in screen.query_one("#models", ResourceTable).visible_keys()
         await until(pilot, lambda: "a: FP32 [?, 4]" in screen_text(pilot.app), "the labelled fields")
-        fields = list(screen.query("#form Input").results(Input))
+        fields = screen.form_inputs
         assert [f.placeholder for f in fields] == ["0, 0, 0, 0"] * 4
         fields[0].value = "abc"
         for f in fields[1:]:
@@ -75,6 +75,13 @@ def test_try_it_form_infers_and_counts(four_server: RunningServer) -> None:
         assert "product FP32 [1, 4] = 1, 4, 9, 16" in outputs(screen)
         rates = screen.query_one("#rates", Static)
         await until(pilot, lambda: "total 1" in str(rates.render()), "the request count from /metrics", timeout=15)
+        # choosing the model again rebuilds the form (new fields, no clash with the old ones)
+        first = screen.form_generation
+        screen.query_one("#models", ResourceTable).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.form_generation > first, "the rebuilt form")
+        await form_ready(pilot, "four")
+        assert [f.value for f in screen.form_inputs] == [""] * 4
 
     drive(make_app(initial="models", model_server=four_server.url), scenario)
 
@@ -92,7 +99,7 @@ def test_serve_a_local_onnx_and_stop_it_on_exit(tmp_path: Path) -> None:
         screen = await form_ready(pilot, "ids")
         assert screen.url is not None and screen.url.startswith("http://127.0.0.1:")
         assert "✓ serve ids.onnx as ids" in screen_text(pilot.app)
-        field = screen.query_one("#input-0", Input)
+        field = screen.form_inputs[0]
         field.value = "[[7, 8, 9]]"
         field.focus()
         await pilot.pause()
