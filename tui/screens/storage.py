@@ -100,11 +100,15 @@ class StorageScreen(ResourceScreen):
         table = self.buckets_table
         table.title = "buckets"
         table.set_rows((b.name, (b.name,)) for b in buckets)
-        if self.bucket is None and buckets:
-            self.bucket = table.selected_key
+        if self.bucket not in {b.name for b in buckets}:  # none chosen yet, or deleted meanwhile
+            self.bucket = buckets[0].name if buckets else None
         if self.bucket is not None:
             table.select_key(self.bucket)
             self.load_objects()
+        else:
+            self.objects = {}
+            self.objects_table.title = "objects (n creates a bucket)"
+            self.objects_table.set_rows([])
         if self.focused is None:
             table.focus()
 

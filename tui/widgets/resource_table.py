@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
 
 from tui import filtering
 
@@ -59,7 +60,7 @@ class ResourceTable(DataTable[Text]):
     def select_key(self, key: str) -> None:
         try:
             self.move_cursor(row=self.get_row_index(key))
-        except Exception:
+        except RowDoesNotExist:  # the row went away (or is filtered out): keep the cursor where it is
             return
 
     def _show(self) -> None:
