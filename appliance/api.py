@@ -360,18 +360,21 @@ def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:
 
 def gateway_url(loaded: config.Loaded) -> str:
     """The gateway as seen from this machine: http://127.0.0.1:<ports.http> (or the bind address)."""
-    host = loaded.config.bind_address
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{loaded.config.ports.http}"
+    url = platform_action.gateway_url(_action_context(loaded, progress.Progress()))
+    if url is None:
+        raise errors.ApplianceError(
+            f"the appliance maps no host port to the gateway of a {loaded.config.provider} cluster",
+            hint="reach its NodePort 30080 on the node, or `kubectl -n opendatahub port-forward svc/odh-gateway "
+            "8080:80` (docs/gateway.md)",
+        )
+    return url
 
 
 def storage_target(loaded: config.Loaded) -> objectstore.Target:
     """The cluster's MinIO behind the gateway, with the root credentials read from the cluster."""
     creds = credentials(loaded)
-    return objectstore.Target(gateway_url(loaded), creds["access_key"], creds["secret_key"])
+    return objectstore.Target(creds.get("gateway_endpoint") or gateway_url(loaded), creds["access_key"],
+                              creds["secret_key"])  # fmt: skip
 
 
 def storage_target_for(endpoint: str, access_key: str, secret_key: str) -> objectstore.Target:
@@ -382,6 +385,11 @@ def storage_target_for(endpoint: str, access_key: str, secret_key: str) -> objec
 def model_url(loaded: config.Loaded, namespace: str, name: str) -> str:
     """The REST base URL of a deployed model (an InferenceService) behind the gateway."""
     return f"{gateway_url(loaded)}/serving/{namespace}/{name}"
+
+
+def model_endpoint(loaded: config.Loaded, namespace: str, name: str) -> tuple[str, str | None]:
+    """A deployed model's REST base URL through the gateway and its Bearer token (None: auth off)."""
+    return model_url(loaded, namespace, name), deployment_action.token(_cluster(loaded), namespace, name)
 
 
 # --- object storage (MinIO's S3 API): appliance.objectstore ---------------------------------------
@@ -465,17 +473,18 @@ def serve_background(
     return model_process.start(name=name, storage_uri=f"s3://{bucket}/{key}", s3_env=env)
 
 
-def model_server_ready(url: str) -> bool:
-    return model_client.server_ready(url)
+def model_server_ready(url: str, *, token: str | None = None) -> bool:
+    return model_client.server_ready(url, token=token)
 
 
-def model_list(url: str) -> list[dict[str, str]]:
-    """The models a server has (its repository index): name, version, state."""
-    return model_client.models(url)
+def model_list(url: str, *, token: str | None = None) -> list[dict[str, str]]:
+    """The models a server has (its repository index): name, version, state. `token`: the Bearer
+    token a model behind the gateway needs (`model_endpoint`)."""
+    return model_client.models(url, token=token)
 
 
-def model_metadata(url: str, model: str) -> model_client.ModelMetadata:
-    return model_client.metadata(url, model)
+def model_metadata(url: str, model: str, *, token: str | None = None) -> model_client.ModelMetadata:
+    return model_client.metadata(url, model, token=token)
 
 
 def model_example(spec: model_client.TensorSpec) -> str:
@@ -488,17 +497,20 @@ def model_parse_input(spec: model_client.TensorSpec, text: str) -> model_client.
     return model_client.parse_tensor(spec, text)
 
 
-def model_infer(url: str, model: str, inputs: Sequence[model_client.Tensor]) -> list[model_client.Tensor]:
-    return model_client.infer(url, model, list(inputs))
+def model_infer(
+    url: str, model: str, inputs: Sequence[model_client.Tensor], *, token: str | None = None
+) -> list[model_client.Tensor]:
+    return model_client.infer(url, model, list(inputs), token=token)
 
 
 def model_format_output(tensor: model_client.Tensor) -> str:
     return model_client.format_tensor(tensor)
 
 
-def model_metrics(url: str, at: float) -> model_client.Scrape:
-    """One scrape of the server's /metrics: counters per model, stamped with `at` (time.monotonic())."""
-    return model_client.parse_metrics(model_client.scrape(url), at)
+def model_metrics(url: str, at: float, *, token: str | None = None) -> model_client.Scrape:
+    """One scrape of the server's /metrics: counters per model, stamped with `at` (time.monotonic()).
+    (The gateway routes only /v2/... of a deployed model, so this answers for servers reached directly.)"""
+    return model_client.parse_metrics(model_client.scrape(url, token=token), at)
 
 
 def model_rates(before: model_client.Scrape, after: model_client.Scrape) -> list[model_client.ModelRates]:

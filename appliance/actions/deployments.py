@@ -10,12 +10,13 @@ are unit-tested; the calls against a cluster are exercised by the e2e tier.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 from appliance import errors, k8s
 from appliance.actions import workbenches
-from appliance.operator import dataconnection, inference
+from appliance.operator import dataconnection, gateway, inference
 
 GROUP, VERSION, PLURAL = inference.ISVC
 
@@ -121,3 +122,22 @@ def delete(cluster: k8s.Cluster, namespace: str, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def token(cluster: k8s.Cluster, namespace: str, name: str) -> str | None:
+    """The Bearer token the gateway wants for this InferenceService (None when its auth is off)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    try:
+        isvc = cluster.call(_custom(cluster).get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+        if not gateway.auth_enabled(isvc):
+            return None
+        secret = cluster.call(cluster.core.read_namespaced_secret, gateway.token_secret_name(name), namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise errors.ApplianceError(
+                f"model {namespace}/{name} or its token does not exist (yet)",
+                hint="the operator makes the token on the first reconcile; wait a few seconds and try again",
+            ) from None
+        raise
+    return base64.b64decode((secret.data or {}).get("token", "")).decode() or None

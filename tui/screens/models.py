@@ -68,6 +68,7 @@ class ModelsScreen(ResourceScreen):
         Binding("o", "serve_file", "Serve .onnx"),
         Binding("u", "upload", "Upload .onnx"),
         Binding("p", "deploy", "Deploy"),
+        Binding("t", "try_deployed", "Try deployed", show=False),
         Binding("d", "describe", "Describe", show=False),
         Binding("y", "yaml", "YAML", show=False),
         Binding("l", "logs", "Logs", show=False),
@@ -77,6 +78,7 @@ class ModelsScreen(ResourceScreen):
         ("o", "serve a local .onnx file on this machine (a model server on 127.0.0.1)"),
         ("u", "upload a local .onnx into MinIO (models/<name>/model.onnx)"),
         ("p", "deploy the selected MinIO model to the cluster (an InferenceService); watch it become Ready"),
+        ("t", "try the selected MinIO model's deployment (through the gateway, with its token)"),
         ("d / y", "the model's metadata / as YAML"),
         ("l", "the log of a model server this screen started"),
         ("enter in the last field", "send the inference (or the Send button)"),
@@ -85,6 +87,7 @@ class ModelsScreen(ResourceScreen):
     def __init__(self) -> None:
         super().__init__()
         self.url: str | None = None
+        self.token: str | None = None  # the Bearer token of a model behind the gateway
         self.model: str | None = None
         self.meta: api.ModelMetadata | None = None
         self.scrapes: list[api.MetricsScrape] = []
@@ -125,19 +128,20 @@ class ModelsScreen(ResourceScreen):
 
     # --- the server and its models ---------------------------------------------------------------
 
-    def connect(self, url: str) -> None:
+    def connect(self, url: str, token: str | None = None) -> None:
         url = url.strip().rstrip("/")
         if not url:
             return
         if "://" not in url:
             url = "http://" + url
-        self.url, self.scrapes = url, []
+        self.url, self.token, self.scrapes = url, token, []
         self.query_one("#url", Input).value = url
-        self.call_api(lambda: api.model_list(url), self.show_models, group="models")
+        self.query_one("#rates", Static).update("")
+        self.call_api(lambda: api.model_list(url, token=token), self.show_models, group="models")
 
     def action_refresh(self) -> None:
         if self.url:
-            self.connect(self.url)
+            self.connect(self.url, self.token)
         self.load_stored()
 
     def show_models(self, models: list[dict[str, str]]) -> None:
@@ -148,11 +152,11 @@ class ModelsScreen(ResourceScreen):
         table.focus()
 
     def choose(self, model: str) -> None:
-        url = self.url
+        url, token = self.url, self.token
         if url is None:
             return
         self.model = model
-        self.call_api(lambda: api.model_metadata(url, model), self.build_form, group="metadata")
+        self.call_api(lambda: api.model_metadata(url, model, token=token), self.build_form, group="metadata")
 
     def build_form(self, meta: api.ModelMetadata) -> None:
         self.meta = meta
@@ -208,7 +212,7 @@ class ModelsScreen(ResourceScreen):
     # --- try it ----------------------------------------------------------------------------------
 
     def send(self) -> None:
-        meta, url = self.meta, self.url
+        meta, url, token = self.meta, self.url, self.token
         if meta is None or url is None:
             return
         tensors = []
@@ -218,7 +222,7 @@ class ModelsScreen(ResourceScreen):
         except api.ApplianceError as exc:
             self.fail(exc)
             return
-        self.call_api(lambda: api.model_infer(url, meta.name, tensors), self.show_outputs, group="infer")
+        self.call_api(lambda: api.model_infer(url, meta.name, tensors, token=token), self.show_outputs, group="infer")
 
     def show_outputs(self, outputs: list[api.Tensor]) -> None:
         text = "\n".join(api.model_format_output(t) for t in outputs)
@@ -228,11 +232,15 @@ class ModelsScreen(ResourceScreen):
     # --- metrics ---------------------------------------------------------------------------------
 
     def scrape(self) -> None:
-        url = self.url
+        url, token = self.url, self.token
         if url is None:
             return
-        self.call_api(lambda: api.model_metrics(url, time.monotonic()), self.show_rates, group="metrics",
-                      failed=lambda _exc: None)  # fmt: skip
+        self.call_api(lambda: api.model_metrics(url, time.monotonic(), token=token), self.show_rates,
+                      group="metrics", failed=self.no_metrics)  # fmt: skip
+
+    def no_metrics(self, exc: api.ApplianceError) -> None:
+        """A deployed model behind the gateway has no /metrics route: say so instead of numbers."""
+        self.query_one("#rates", Static).update("metrics: not available from this endpoint")
 
     def show_rates(self, scrape: api.MetricsScrape) -> None:
         self.scrapes = [*self.scrapes[-1:], scrape]
@@ -290,10 +298,26 @@ class ModelsScreen(ResourceScreen):
                 self.watching.discard((d.namespace, d.name))
                 if d.ready:
                     self.notify(f"{d.namespace}/{d.name} is Ready; connecting through the gateway")
-                    self.model = None
-                    self.connect(api.model_url(self.backends.loaded, d.namespace, d.name))
+                    self.connect_deployment(d.namespace, d.name)
                 else:
                     self.notify(f"{d.namespace}/{d.name}: {d.message}", severity="error")
+
+    def connect_deployment(self, namespace: str, name: str) -> None:
+        loaded = self.backends.loaded
+
+        def connect(endpoint: tuple[str, str | None]) -> None:
+            self.model = None
+            self.connect(*endpoint)
+
+        self.call_api(lambda: api.model_endpoint(loaded, namespace, name), connect)
+
+    def action_try_deployed(self) -> None:
+        key = self.query_one("#stored", ResourceTable).selected_key
+        found = self.deployments.get(api.model_storage_uri(MODELS_BUCKET, key)) if key else None
+        if found is None:
+            self.notify("the selected MinIO model is not deployed (p deploys it)", severity="warning")
+            return
+        self.connect_deployment(found.namespace, found.name)
 
     def action_deploy(self) -> None:
         key = self.query_one("#stored", ResourceTable).selected_key

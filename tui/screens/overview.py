@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, SelectionList, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from appliance import api
 from tui.screens.base import ResourceScreen
@@ -40,13 +40,14 @@ def component_row(item: dict[str, str]) -> tuple[str, str, str, str]:
     return item["name"], item["state"], word, why
 
 
-def endpoints_text(gateway: str) -> str:
-    return (
-        f"gateway     {gateway}/\n"
-        f"S3 (MinIO)  {gateway}/  (path-style; credentials: c)\n"
-        f"notebooks   {gateway}/notebook/<project>/<name>/\n"
-        f"models      {gateway}/serving/<project>/<name>/v2/..."
-    )
+def endpoints_table(endpoints: list[dict[str, str]]) -> Table:
+    """What `appliance status` lists as endpoints through the gateway: what, URL, how to authenticate."""
+    table = Table(box=None, padding=(0, 2, 0, 0), show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("url")
+    for item in endpoints:
+        table.add_row(Text(item["name"]), Text(f"{item['url']}\n  auth: {item['auth']}", style=""))
+    return table
 
 
 class OverviewScreen(ResourceScreen):
@@ -61,7 +62,7 @@ class OverviewScreen(ResourceScreen):
     OverviewScreen #components { height: auto; max-height: 16; }
     OverviewScreen #options { height: auto; }
     OverviewScreen #options > Vertical { width: 1fr; height: auto; }
-    OverviewScreen #component-list { height: 8; }
+    OverviewScreen #component-list { height: 9; }
     OverviewScreen .heading { text-style: bold; margin-top: 1; }
     OverviewScreen #credentials { display: none; }
     OverviewScreen #credentials.-shown { display: block; }
@@ -80,6 +81,7 @@ class OverviewScreen(ResourceScreen):
     def __init__(self) -> None:
         super().__init__()
         self.status: api.ClusterStatus | None = None
+        self.components_on: dict[str, bool] = dict(PROFILES["standard"])
         self.installing = False
 
     def compose_body(self) -> ComposeResult:
@@ -99,10 +101,8 @@ class OverviewScreen(ResourceScreen):
                         yield Label("bundle to load first (empty: images built here)")
                         yield Input(placeholder="/path/to/odh-appliance.bundle", id="bundle")
                     with Vertical():
-                        yield Label("components")
-                        yield SelectionList[str](
-                            *((name, name, on) for name, on in api.DEFAULT_COMPONENTS.items()), id="component-list"
-                        )
+                        yield Label("components (enter or click: yes/no)")
+                        yield ResourceTable(("component", "install"), id="component-list")
                 yield Button("3. Install (i)", variant="primary", id="install-button")
             with Vertical(id="cluster"):
                 yield ResourceTable(("component", "managementState", "status", "reason"), title="components",
@@ -116,6 +116,7 @@ class OverviewScreen(ResourceScreen):
         super().on_mount()
         self.query_one("#install").display = False
         self.query_one("#cluster").display = False
+        self.show_components()
         self.action_refresh()
         self.set_interval(REFRESH_INTERVAL, self.refresh_health)
 
@@ -153,17 +154,23 @@ class OverviewScreen(ResourceScreen):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "profile" and isinstance(event.value, str):
-            chosen = PROFILES[event.value]
-            selection = self.query_one("#component-list", SelectionList)
-            for name, on in chosen.items():
-                if on:
-                    selection.select(name)
-                else:
-                    selection.deselect(name)
+            self.components_on = dict(PROFILES[event.value])
+            self.show_components()
+
+    def show_components(self) -> None:
+        """The component choices as words (yes / no), not a coloured checkbox."""
+        rows = ((name, (name, "yes" if on else "no")) for name, on in self.components_on.items())
+        self.query_one("#component-list", ResourceTable).set_rows(rows)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        name = event.row_key.value
+        if event.data_table.id == "component-list" and name in self.components_on:
+            self.components_on[name] = not self.components_on[name]
+            self.show_components()
 
     def install_flags(self) -> dict[str, Any]:
         """The form as configuration flags (the same settings `appliance --set ... up` takes)."""
-        selected = set(self.query_one("#component-list", SelectionList).selected)
+        selected = {name for name, on in self.components_on.items() if on}
         gpu = self.query_one("#gpu", Select).value
         bundle = self.query_one("#bundle", Input).value.strip()
         return {
@@ -250,7 +257,10 @@ class OverviewScreen(ResourceScreen):
             nodes.add_row(node["name"], "yes" if node["ready"] else "NO", node["allocatable_cpu"],
                           node["allocatable_memory"], str(node["images"]), usage)  # fmt: skip
         self.query_one("#nodes", Static).update(nodes)
-        self.query_one("#endpoints", Static).update(endpoints_text(api.gateway_url(self.backends.loaded)))
+        if status.endpoints:
+            self.query_one("#endpoints", Static).update(endpoints_table(status.endpoints))
+        else:
+            self.query_one("#endpoints", Static).update("none from this host (no gateway port is mapped here)")
 
     def action_credentials(self) -> None:
         shown = self.query_one("#credentials", Static)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import Input, Select, SelectionList
+from textual.widgets import Input, Select
 
 from appliance import api, progress
 from appliance.cli import render
@@ -54,8 +54,14 @@ def test_no_cluster_shows_doctor_and_the_install_form() -> None:
 
         screen.query_one("#profile", Select).value = "minimal"
         await pilot.pause()
-        selected = set(screen.query_one("#component-list", SelectionList).selected)
-        assert selected == {"workbenches", "kserve"}
+        components = screen.query_one("#component-list", ResourceTable)
+        assert {k for k, cells in components.rows_all if cells[1] == "yes"} == {"workbenches", "kserve"}
+        components.select_key("ray")  # enter on a row turns it on or off, shown as a word
+        components.focus()
+        await pilot.press("enter")
+        assert dict(components.rows_all)["ray"] == ("ray", "yes")
+        await pilot.press("enter")
+        assert dict(components.rows_all)["ray"] == ("ray", "no")
         screen.query_one("#gpu", Select).value = "off"
         screen.query_one("#bundle", Input).value = "/tmp/site.bundle"
         await pilot.pause()

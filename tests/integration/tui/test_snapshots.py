@@ -73,6 +73,11 @@ def test_overview_with_a_cluster(snap_compare: SnapCompare) -> None:
             {"name": "ray", "state": "Removed", "condition": "RayReady", "status": "False", "reason": "Removed",
              "message": ""},
         ],
+        endpoints=[
+            {"name": "MinIO S3 API (path-style)", "url": "http://127.0.0.1:8080", "auth": "`appliance credentials`"},
+            {"name": "workbench proj/wb", "url": "http://127.0.0.1:8080/notebook/proj/wb/",
+             "auth": "token in Secret proj/wb-token"},
+        ],
     )  # fmt: skip
 
     async def before(pilot: Pilot[None]) -> None:

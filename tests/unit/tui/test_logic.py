@@ -7,7 +7,7 @@ import pytest
 from appliance import api, progress
 from tui import filtering, screens
 from tui.screens.models import rates_text
-from tui.screens.overview import PROFILES, component_row, endpoints_text
+from tui.screens.overview import PROFILES, component_row, endpoints_table
 from tui.screens.storage import human_size
 from tui.screens.workbenches import row
 from tui.widgets.steps import step_line
@@ -84,10 +84,9 @@ def test_profiles_cover_every_component() -> None:
     assert PROFILES["standard"] == api.DEFAULT_COMPONENTS
 
 
-def test_endpoints_follow_the_gateway() -> None:
-    text = endpoints_text("http://127.0.0.1:9080")
-    assert "http://127.0.0.1:9080/notebook/<project>/<name>/" in text
-    assert "http://127.0.0.1:9080/serving/<project>/<name>/v2/" in text
+def test_endpoints_table_lists_what_status_returns() -> None:
+    table = endpoints_table([{"name": "MinIO S3 API (path-style)", "url": "http://127.0.0.1:8080", "auth": "creds"}])
+    assert table.row_count == 1
 
 
 def test_rates_text() -> None:
