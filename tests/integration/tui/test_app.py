@@ -50,7 +50,7 @@ def test_jump_help_and_back() -> None:
         assert app.current_mode == "models"
         await jump(pilot, "nothing")
         assert app.current_mode == "models"
-        assert any("no screen 'nothing'" in n for n in notes(app))
+        await until(pilot, lambda: any("no screen 'nothing'" in n for n in notes(app)), "the warning")
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         text = screen_text(app)
@@ -81,7 +81,7 @@ def test_lost_cluster_banner_and_recovery() -> None:
         app.cluster_answered(None)
         await pilot.pause()
         assert not app.screen.query_one("#banner", Banner).shown
-        assert "the cluster answers again" in notes(app)
+        await until(pilot, lambda: "the cluster answers again" in notes(app), "the notification")
 
     drive(make_app(initial="workbenches"), scenario)
 
@@ -215,7 +215,7 @@ current-context: x
         await until(pilot, lambda: lost in screen_text(app), "the banner")
         server = _ApiServer(port)
         await until(pilot, lambda: not app.screen.query_one("#banner", Banner).shown, "the recovery")
-        assert "the cluster answers again" in notes(app)
+        await until(pilot, lambda: "the cluster answers again" in notes(app), "the notification")
 
     try:
         drive(make_app(initial="storage", watch_cluster=True), scenario)
