@@ -83,6 +83,9 @@ class ApplianceApp(App[None]):
         def jump(word: str | None) -> None:
             if not word:
                 return
+            if word.strip().lower().lstrip(":") in ("q", "quit", "q!"):  # as in k9s (and vi)
+                self.exit()
+                return
             target = screens.find(word)
             if target is None:
                 names = ", ".join(s.NAME for s in screens.SCREENS)

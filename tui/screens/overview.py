@@ -274,7 +274,8 @@ class OverviewScreen(ResourceScreen):
             shown.update(
                 f"MinIO credentials (Secret {creds['secret']}; c hides them)\n"
                 f"  access key  {creds['access_key']}\n  secret key  {creds['secret_key']}\n"
-                f"  in the cluster: {creds['endpoint']}"
+                f"  S3 endpoint from this host: {creds.get('gateway_endpoint', '(no gateway port here)')}\n"
+                f"  S3 endpoint in the cluster: {creds['endpoint']}"
             )
             shown.add_class("-shown")
 

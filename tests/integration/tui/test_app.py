@@ -221,3 +221,11 @@ current-context: x
         drive(make_app(initial="storage", watch_cluster=True), scenario)
     finally:
         server.stop()
+
+
+def test_colon_q_quits() -> None:
+    async def scenario(pilot: Pilot[None]) -> None:
+        await jump(pilot, "q")
+        await until(pilot, lambda: not pilot.app.is_running, "the app to exit")
+
+    drive(make_app(initial="storage", model_server="http://127.0.0.1:9"), scenario)
