@@ -40,6 +40,20 @@ def component_row(item: dict[str, str]) -> tuple[str, str, str, str]:
     return item["name"], item["state"], word, why
 
 
+def nodes_table(status: api.ClusterStatus) -> Table:
+    """The node's resources as `appliance status` shows them (a GPU column when a node has GPUs)."""
+    gpus = any(node.get("allocatable_gpu") for node in status.nodes)
+    table = Table(box=None, padding=(0, 2, 0, 0), title="node", title_justify="left")
+    for column in ("node", "ready", "cpu", "memory", *(["gpu"] if gpus else []), "images", "usage"):
+        table.add_column(column)
+    usage = next(iter(status.resources.values()), "")
+    for node in status.nodes:
+        gpu = [str(node.get("allocatable_gpu") or "0")] if gpus else []
+        table.add_row(Text(node["name"]), "yes" if node["ready"] else "NO", str(node["allocatable_cpu"]),
+                      str(node["allocatable_memory"]), *gpu, str(node["images"]), Text(usage))  # fmt: skip
+    return table
+
+
 def endpoints_table(endpoints: list[dict[str, str]]) -> Table:
     """What `appliance status` lists as endpoints through the gateway: what, URL, how to authenticate."""
     table = Table(box=None, padding=(0, 2, 0, 0), show_header=False)
@@ -249,14 +263,7 @@ class OverviewScreen(ResourceScreen):
         self.query_one("#components", ResourceTable).set_rows(
             (item["name"], component_row(item)) for item in status.components
         )
-        nodes = Table(box=None, padding=(0, 2, 0, 0), title="node", title_justify="left")
-        for column in ("node", "ready", "cpu", "memory", "images", "usage"):
-            nodes.add_column(column)
-        for node in status.nodes:
-            usage = next(iter(status.resources.values()), "")
-            nodes.add_row(node["name"], "yes" if node["ready"] else "NO", node["allocatable_cpu"],
-                          node["allocatable_memory"], str(node["images"]), usage)  # fmt: skip
-        self.query_one("#nodes", Static).update(nodes)
+        self.query_one("#nodes", Static).update(nodes_table(status))
         if status.endpoints:
             self.query_one("#endpoints", Static).update(endpoints_table(status.endpoints))
         else:

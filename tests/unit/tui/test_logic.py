@@ -7,7 +7,7 @@ import pytest
 from appliance import api, progress
 from tui import filtering, screens
 from tui.screens.models import rates_text
-from tui.screens.overview import PROFILES, component_row, endpoints_table
+from tui.screens.overview import PROFILES, component_row, endpoints_table, nodes_table
 from tui.screens.storage import human_size
 from tui.screens.workbenches import row
 from tui.widgets.steps import step_line
@@ -102,3 +102,11 @@ def test_sizes_and_workbench_rows() -> None:
         "p", "w", "localhost/odh-appliance/workbench:latest", "Running", True, "", "2", "4Gi", 1, "/", ""
     )
     assert row(wb) == ("p", "w", "Running", "2 CPU 4Gi 1 GPU", "workbench:latest", "")
+
+
+def test_nodes_table_has_a_gpu_column_only_with_gpus() -> None:
+    node = {"name": "n", "ready": True, "allocatable_cpu": "2", "allocatable_memory": "8Gi", "images": 3}
+    status = api.ClusterStatus("odh", "kind", "running", True, nodes=[node])
+    assert [c.header for c in nodes_table(status).columns] == ["node", "ready", "cpu", "memory", "images", "usage"]
+    status.nodes = [{**node, "allocatable_gpu": "1"}]
+    assert "gpu" in [c.header for c in nodes_table(status).columns]
