@@ -64,6 +64,9 @@ def container_stats(names: tuple[str, ...]) -> dict[str, str]:
     return stats
 
 
+PROBE_TIMEOUT = 3.0  # seconds for the API server's /version answer
+
+
 def problem(ctx: Context) -> str | None:
     """None when the cluster's API server answers within seconds; else one line saying what is wrong.
 
@@ -77,6 +80,3 @@ def problem(ctx: Context) -> str | None:
     except errors.ApplianceError as exc:
         return exc.message
     return None
-
-
-PROBE_TIMEOUT = 3.0
