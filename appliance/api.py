@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import appliance
-from appliance import config, errors, progress
+from appliance import config, errors, objectstore, progress
 from appliance.actions import context as action_context
+from appliance.actions import deployments as deployment_action
 from appliance.actions import down as down_action
 from appliance.actions import platform as platform_action
 from appliance.actions import status as status_action
 from appliance.actions import up as up_action
+from appliance.actions import workbenches as workbench_action
 from appliance.bundle import build as bundle_build_mod
 from appliance.bundle import contents as bundle_contents
 from appliance.bundle import load as bundle_load_mod
@@ -30,11 +32,14 @@ from appliance.images import base as base_image_mod
 from appliance.images import build as image_build
 from appliance.images import catalog as images_catalog
 from appliance.images import engine as images_engine
+from appliance.serving import client as model_client
+from appliance.serving import process as model_process
 
 # Re-exported for front ends, which may not import the lower layers themselves.
 ApplianceError = errors.ApplianceError
 CheckResult = checks.CheckResult
 Loaded = config.Loaded
+DEFAULT_COMPONENTS = dict(config.DEFAULT_COMPONENTS)  # the DataScienceCluster components and their defaults
 
 
 def load_config(
@@ -153,6 +158,8 @@ BundleContents = bundle_contents.Contents
 BundleLoadResult = bundle_load_mod.LoadResult
 BundleVerifyResult = bundle_verify_mod.VerifyResult
 Progress = progress.Progress
+StepEvent = progress.StepEvent
+STEP_MARK = progress.MARK
 DEFAULT_BASE_IMAGE = base_image_mod.DEFAULT.tag
 
 
@@ -294,6 +301,11 @@ def status(loaded: config.Loaded) -> status_action.Status:
     return status_action.run(_action_context(loaded, progress.Progress()))
 
 
+def cluster_problem(loaded: config.Loaded) -> str | None:
+    """None while the cluster's API server answers; else one line (cheap enough to poll for a banner)."""
+    return status_action.problem(_action_context(loaded, progress.Progress()))
+
+
 def credentials(loaded: config.Loaded) -> dict[str, str]:
     """The MinIO root credentials (access_key, secret_key, endpoint, secret) — shown only on request."""
     ctx = _action_context(loaded, progress.Progress())
@@ -337,3 +349,258 @@ def node_image(loaded: config.Loaded, prog: progress.Progress) -> str:
     from appliance.images import nodeimage  # noqa: PLC0415
 
     return nodeimage.build_node_image(loaded.config.kubernetes_version, _source_root(), loaded.paths.cache_dir, prog)
+
+
+# --- endpoints on this machine: where front ends reach the platform --------------------------------
+# The platform gateway (issue #6) serves MinIO's S3 API at its root (path-style), notebooks under
+# /notebook/<ns>/<name>/ and model REST endpoints under /serving/<ns>/<name>/v2/... on ports.http.
+# Every front end resolves endpoints through these functions only, so a change of the gateway's
+# layout is a change here.
+
+
+def gateway_url(loaded: config.Loaded) -> str:
+    """The gateway as seen from this machine: http://127.0.0.1:<ports.http> (or the bind address)."""
+    url = platform_action.gateway_url(_action_context(loaded, progress.Progress()))
+    if url is None:
+        raise errors.ApplianceError(
+            f"the appliance maps no host port to the gateway of a {loaded.config.provider} cluster",
+            hint="reach its NodePort 30080 on the node, or `kubectl -n opendatahub port-forward svc/odh-gateway "
+            "8080:80` (docs/gateway.md)",
+        )
+    return url
+
+
+def storage_target(loaded: config.Loaded) -> objectstore.Target:
+    """The cluster's MinIO behind the gateway, with the root credentials read from the cluster."""
+    creds = credentials(loaded)
+    return objectstore.Target(creds.get("gateway_endpoint") or gateway_url(loaded), creds["access_key"],
+                              creds["secret_key"])  # fmt: skip
+
+
+def storage_target_for(endpoint: str, access_key: str, secret_key: str) -> objectstore.Target:
+    """Any S3 endpoint (a test server, a port-forward, another MinIO) with explicit credentials."""
+    return objectstore.Target(endpoint, access_key, secret_key)
+
+
+def model_url(loaded: config.Loaded, namespace: str, name: str) -> str:
+    """The REST base URL of a deployed model (an InferenceService) behind the gateway."""
+    return f"{gateway_url(loaded)}/serving/{namespace}/{name}"
+
+
+def model_endpoint(loaded: config.Loaded, namespace: str, name: str) -> tuple[str, str | None]:
+    """A deployed model's REST base URL through the gateway and its Bearer token (None: auth off)."""
+    return model_url(loaded, namespace, name), deployment_action.token(_cluster(loaded), namespace, name)
+
+
+# --- object storage (MinIO's S3 API): appliance.objectstore ---------------------------------------
+
+StorageTarget = objectstore.Target
+StorageBucket = objectstore.Bucket
+StorageObject = objectstore.Object
+
+
+def storage_buckets(target: objectstore.Target) -> list[objectstore.Bucket]:
+    return objectstore.buckets(target)
+
+
+def storage_make_bucket(target: objectstore.Target, name: str) -> None:
+    objectstore.make_bucket(target, name)
+
+
+def storage_remove_bucket(target: objectstore.Target, name: str) -> None:
+    """Delete an empty bucket (the object store refuses a bucket with objects, with a hint)."""
+    objectstore.remove_bucket(target, name)
+
+
+def storage_objects(
+    target: objectstore.Target, bucket: str, prefix: str = "", *, recursive: bool = True
+) -> list[objectstore.Object]:
+    return objectstore.objects(target, bucket, prefix, recursive=recursive)
+
+
+def storage_upload(
+    target: objectstore.Target, bucket: str, key: str, path: str | Path, prog: progress.Progress
+) -> objectstore.Object:
+    return objectstore.upload(target, bucket, key, Path(path).expanduser(), prog)
+
+
+def storage_download(
+    target: objectstore.Target, bucket: str, key: str, dest: str | Path, prog: progress.Progress
+) -> Path:
+    return objectstore.download(target, bucket, key, Path(dest).expanduser(), prog)
+
+
+def storage_delete(target: objectstore.Target, bucket: str, key: str) -> None:
+    objectstore.remove(target, bucket, key)
+
+
+def storage_preview(target: objectstore.Target, bucket: str, key: str, limit: int = 64 * 1024) -> bytes:
+    return objectstore.read(target, bucket, key, limit)
+
+
+# --- a model server's Open Inference Protocol (REST): appliance.serving.client --------------------
+
+ModelMetadata = model_client.ModelMetadata
+TensorSpec = model_client.TensorSpec
+Tensor = model_client.Tensor
+MetricsScrape = model_client.Scrape
+ModelRates = model_client.ModelRates
+
+
+LocalModelServer = model_process.LocalServer
+
+
+def serve_background(
+    name: str,
+    *,
+    model_path: str | Path | None = None,
+    storage: objectstore.Target | None = None,
+    bucket: str = "",
+    key: str = "",
+) -> model_process.LocalServer:
+    """Start a model server on 127.0.0.1 (a free port, REST) for a local .onnx, or for an object in
+    MinIO (`storage`, `bucket`, `key`), and wait until it is ready. Stop it with `.stop()`."""
+    if model_path is not None:
+        return model_process.start(name=name, model_path=Path(model_path))
+    if storage is None or not bucket or not key:
+        raise errors.UsageError("serve_background needs a local model or a bucket and key in object storage")
+    env = {
+        "AWS_ENDPOINT_URL": storage.endpoint,
+        "AWS_ACCESS_KEY_ID": storage.access_key,
+        "AWS_SECRET_ACCESS_KEY": storage.secret_key,
+        "AWS_DEFAULT_REGION": storage.region,
+    }
+    return model_process.start(name=name, storage_uri=f"s3://{bucket}/{key}", s3_env=env)
+
+
+def model_server_ready(url: str, *, token: str | None = None) -> bool:
+    return model_client.server_ready(url, token=token)
+
+
+def model_list(url: str, *, token: str | None = None) -> list[dict[str, str]]:
+    """The models a server has (its repository index): name, version, state. `token`: the Bearer
+    token a model behind the gateway needs (`model_endpoint`)."""
+    return model_client.models(url, token=token)
+
+
+def model_metadata(url: str, model: str, *, token: str | None = None) -> model_client.ModelMetadata:
+    return model_client.metadata(url, model, token=token)
+
+
+def model_example(spec: model_client.TensorSpec) -> str:
+    """A placeholder for a "try it" form field: one example value per element."""
+    return model_client.example_text(spec)
+
+
+def model_parse_input(spec: model_client.TensorSpec, text: str) -> model_client.Tensor:
+    """What a person typed for one input → a tensor (raises an ApplianceError naming the input)."""
+    return model_client.parse_tensor(spec, text)
+
+
+def model_infer(
+    url: str, model: str, inputs: Sequence[model_client.Tensor], *, token: str | None = None
+) -> list[model_client.Tensor]:
+    return model_client.infer(url, model, list(inputs), token=token)
+
+
+def model_format_output(tensor: model_client.Tensor) -> str:
+    return model_client.format_tensor(tensor)
+
+
+def model_metrics(url: str, at: float, *, token: str | None = None) -> model_client.Scrape:
+    """One scrape of the server's /metrics: counters per model, stamped with `at` (time.monotonic()).
+    (The gateway routes only /v2/... of a deployed model, so this answers for servers reached directly.)"""
+    return model_client.parse_metrics(model_client.scrape(url, token=token), at)
+
+
+def model_rates(before: model_client.Scrape, after: model_client.Scrape) -> list[model_client.ModelRates]:
+    """Requests/s, errors/s and mean latency per model between two scrapes."""
+    return model_client.rates(before, after)
+
+
+# --- workbenches (kubeflow.org/v1 Notebook): appliance.actions.workbenches -------------------------
+
+Workbench = workbench_action.Workbench
+WORKBENCH_SIZES = tuple(workbench_action.SIZES)
+WORKBENCH_IMAGE = workbench_action.DEFAULT_IMAGE
+WORKBENCH_PROJECT = workbench_action.DEFAULT_PROJECT
+
+
+def _cluster(loaded: config.Loaded) -> Any:
+    return _action_context(loaded, progress.Progress()).cluster()
+
+
+def workbenches(loaded: config.Loaded) -> list[workbench_action.Workbench]:
+    return workbench_action.list_all(_cluster(loaded))
+
+
+def workbench_create(
+    loaded: config.Loaded,
+    namespace: str,
+    name: str,
+    *,
+    image: str = workbench_action.DEFAULT_IMAGE,
+    size: str = "small",
+    gpu: int = 0,
+) -> workbench_action.Workbench:
+    """Create (or update) a Notebook in a data science project (the namespace is made and labelled)."""
+    return workbench_action.create(_cluster(loaded), namespace, name, image=image, size=size, gpu=gpu)
+
+
+def workbench_manifest(
+    namespace: str, name: str, *, image: str = workbench_action.DEFAULT_IMAGE, size: str = "small", gpu: int = 0
+) -> dict[str, Any]:
+    """The Notebook `workbench_create` would apply (validated; raises UsageError on bad input)."""
+    return workbench_action.manifest(namespace, name, image=image, size=size, gpu=gpu)
+
+
+def workbench_set_stopped(loaded: config.Loaded, namespace: str, name: str, stopped: bool) -> None:
+    workbench_action.set_stopped(_cluster(loaded), namespace, name, stopped)
+
+
+def workbench_delete(loaded: config.Loaded, namespace: str, name: str) -> None:
+    workbench_action.delete(_cluster(loaded), namespace, name)
+
+
+def workbench_url(loaded: config.Loaded, namespace: str, name: str) -> str:
+    """The browser URL behind the gateway, with the workbench's token (a secret: show it on request)."""
+    cluster = _cluster(loaded)
+    return workbench_action.url(gateway_url(loaded), namespace, name, workbench_action.token(cluster, namespace, name))
+
+
+def workbench_logs(loaded: config.Loaded, namespace: str, name: str, tail: int = 500) -> str:
+    return workbench_action.logs(_cluster(loaded), namespace, name, tail)
+
+
+def workbench_object(loaded: config.Loaded, namespace: str, name: str) -> dict[str, Any]:
+    """The Notebook as the API server has it (for describe / YAML views)."""
+    return workbench_action.get(_cluster(loaded), namespace, name)
+
+
+def to_yaml(obj: Any) -> str:
+    import yaml  # noqa: PLC0415
+
+    return str(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+
+
+# --- model deployments (KServe InferenceService, RawDeployment): appliance.actions.deployments ----
+
+Deployment = deployment_action.Deployment
+
+
+def model_storage_uri(bucket: str, key: str) -> str:
+    """The storageUri of a model object: its folder for `<name>/model.onnx`, else the object."""
+    return deployment_action.storage_uri(bucket, key)
+
+
+def model_deploy(loaded: config.Loaded, namespace: str, name: str, storage_uri: str) -> None:
+    """Create (or update) an InferenceService serving `storage_uri` (s3://...) in a data science project."""
+    deployment_action.deploy(_cluster(loaded), namespace, name, storage_uri)
+
+
+def model_deployments(loaded: config.Loaded) -> list[deployment_action.Deployment]:
+    return deployment_action.list_all(_cluster(loaded))
+
+
+def model_undeploy(loaded: config.Loaded, namespace: str, name: str) -> None:
+    deployment_action.delete(_cluster(loaded), namespace, name)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 StepState = Literal["running", "done", "failed", "skipped"]
+# The mark every front end shows for a step's state (never colour alone: DESIGN.md, issue #8).
+MARK: dict[str, str] = {"done": "✓", "failed": "✗", "skipped": "-", "running": "•"}
 
 
 @dataclass(frozen=True)

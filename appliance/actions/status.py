@@ -62,3 +62,21 @@ def container_stats(names: tuple[str, ...]) -> dict[str, str]:
         data = json.loads(line)
         stats[data.get("Name", "?")] = f"CPU {data.get('CPUPerc', '?')}, memory {data.get('MemUsage', '?')}"
     return stats
+
+
+PROBE_TIMEOUT = 3.0  # seconds for the API server's /version answer
+
+
+def problem(ctx: Context) -> str | None:
+    """None when the cluster's API server answers within seconds; else one line saying what is wrong.
+
+    Cheap enough to poll (one version request with a short timeout): the TUI's lost-cluster banner.
+    """
+    if not ctx.kubeconfig.is_file():
+        return f"no cluster {ctx.cfg.cluster_name!r} (no kubeconfig at {ctx.kubeconfig})"
+    try:
+        cluster = ctx.cluster()
+        cluster.call(cluster.version_api.get_code, _request_timeout=PROBE_TIMEOUT)
+    except errors.ApplianceError as exc:
+        return exc.message
+    return None

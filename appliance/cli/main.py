@@ -18,10 +18,13 @@ from appliance.cli import bundle as bundle_cli
 from appliance.cli import cluster as cluster_cli
 from appliance.cli import images as images_cli
 from appliance.cli import render, report, serve
+from appliance.cli import tui as tui_cli
 from appliance.cli.state import State, pass_state
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, invoke_without_command=True
+)
 @click.option("-v", "--verbose", count=True, help="Show more detail (commands run, their output, causes).")
 @click.option(
     "--config",
@@ -38,16 +41,23 @@ from appliance.cli.state import State, pass_state
     help="Override one setting, e.g. --set ports.http=9080 (beats file and environment).",
 )
 @click.version_option(api.version_info()["odh-appliance"], "--version", prog_name="odh-appliance")
-@pass_state
-def cli(state: State, verbose: int, config_file: str | None, overrides: tuple[str, ...]) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, config_file: str | None, overrides: tuple[str, ...]) -> None:
     """odh-appliance: Open Data Hub / OpenShift AI on one machine.
 
     Settings come from the config file, then ODH_APPLIANCE_* environment variables
-    (ODH_APPLIANCE_PORTS__HTTP=9080), then flags; later ones win.
+    (ODH_APPLIANCE_PORTS__HTTP=9080), then flags; later ones win. Without a command, in an
+    interactive terminal, it opens the terminal UI (`appliance tui`).
     """
+    state = ctx.ensure_object(State)
     state.verbose = verbose
     state.config_file = config_file
     state.overrides = list(overrides)
+    if ctx.invoked_subcommand is None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            tui_cli.run_tui(state)
+        click.echo(ctx.get_help())
+        ctx.exit(2)
 
 
 @cli.command()
@@ -121,6 +131,7 @@ cli.add_command(cluster_cli.up)
 cli.add_command(cluster_cli.down)
 cli.add_command(cluster_cli.status)
 cli.add_command(cluster_cli.credentials)
+cli.add_command(tui_cli.tui)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,11 +13,11 @@ from rich.text import Text
 from appliance import api, progress
 
 STATUS_STYLE = {"pass": ("✓ pass", "green"), "warn": ("! warn", "yellow"), "fail": ("✗ fail", "bold red")}
-STEP_MARK = {
-    "done": ("✓", "green"),
-    "failed": ("✗", "red"),
-    "skipped": ("-", "dim"),
-    "running": ("•", "cyan"),
+STEP_MARK = {  # the marks every front end shows (appliance.progress.MARK), with the CLI's colours
+    "done": (progress.MARK["done"], "green"),
+    "failed": (progress.MARK["failed"], "red"),
+    "skipped": (progress.MARK["skipped"], "dim"),
+    "running": (progress.MARK["running"], "cyan"),
 }
 
 
