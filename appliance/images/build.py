@@ -34,6 +34,8 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # The files of our own package that go into its wheel; their hash decides whether the wheel is rebuilt.
 WHEEL_SOURCES = ("appliance", "tui", "pyproject.toml", "README.md")
 KEEP_WHEELS = 5
+CONTENT_TAG = r"[0-9a-f]{16}"  # the tags `images build` gives: the first 16 hex digits of the content hash
+KEEP_OLD_TAGS = 3  # older content tags kept per image, besides the current one
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,11 @@ def _hash_and_build(
             "(behind a TLS-intercepting proxy pass --ca-bundle; without DNS in builds pass --network host)",
         )
         info = engine.require(tag, hint="docker build reported success but the image is missing")
-        step.update(f"{tag} ({info.size / 1e6:.0f} MB)")
+        # Every source change makes a new content tag; keep the few newest (switching between two
+        # checkouts stays cached) and drop the rest, or the engine's disk fills up.
+        old = engine.prune_tags(spec.repository(), CONTENT_TAG, keep=[digest[:16]], newest=KEEP_OLD_TAGS)
+        pruned = f"; removed {len(old)} older image(s)" if old else ""
+        step.update(f"{tag} ({info.size / 1e6:.0f} MB){pruned}")
     return BuiltImage(spec.name, tag, info.id, digest, info.size, "built")
 
 

@@ -86,6 +86,22 @@ def remove(refs: Iterable[str]) -> None:
         docker(["image", "rm", "--force", *refs], check=False)
 
 
+def prune_tags(repository: str, pattern: str, keep: Sequence[str], newest: int) -> list[str]:
+    """Remove the tags of `repository` that match `pattern` (a regex), except `keep` and the `newest`
+    most recent others; an image a container still uses stays (no --force). Returns what was removed."""
+    import re  # noqa: PLC0415
+
+    listing = docker(["images", repository, "--format", "{{.CreatedAt}}\t{{.Tag}}"], check=False).stdout
+    rows = sorted((line.split("\t") for line in listing.splitlines() if "\t" in line), reverse=True)
+    candidates = [tag for _, tag in rows if re.fullmatch(pattern, tag) and tag not in keep]
+    doomed = [f"{repository}:{tag}" for tag in candidates[newest:]]
+    removed = []
+    for ref in doomed:
+        if docker(["image", "rm", ref], check=False).ok:
+            removed.append(ref)
+    return removed
+
+
 def save(refs: Sequence[str], out: IO[bytes], on_chunk: Callable[[bytes], None]) -> None:
     """Write `docker save refs...` to `out`, calling `on_chunk` for every chunk written."""
     client = _client()
