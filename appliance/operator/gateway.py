@@ -45,6 +45,7 @@ GRPC_URL_ENV = "ODH_OPERATOR_GATEWAY_GRPC"  # and its gRPC port (127.0.0.1:8081)
 AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
 TOKEN_LABEL = "odh-appliance/inference-token"
 CHECKSUM_ANNOTATION = "odh-appliance/config-sha256"
+PRESTOP_SECONDS = 3
 LABELS = {
     "app.kubernetes.io/name": NAME,
     "app.kubernetes.io/part-of": "odh-appliance",
@@ -304,7 +305,7 @@ def objects(namespace: str, conf: str, image: str = DEFAULT_IMAGE) -> list[dict[
                 "metadata": {"labels": dict(LABELS), "annotations": {CHECKSUM_ANNOTATION: checksum(conf)}},
                 "spec": {
                     "securityContext": {"runAsUser": 1001, "runAsGroup": 0, "runAsNonRoot": True},
-                    "terminationGracePeriodSeconds": 10,
+                    "terminationGracePeriodSeconds": 20,
                     "containers": [
                         {
                             "name": "nginx",
@@ -315,6 +316,10 @@ def objects(namespace: str, conf: str, image: str = DEFAULT_IMAGE) -> list[dict[
                                 {"name": "grpc", "containerPort": GRPC_PORT},
                             ],
                             "readinessProbe": probe(2, 2),
+                            # An old pod keeps answering until the Service has dropped it everywhere
+                            # (kube-proxy's rules lag the endpoint change); then nginx stops gracefully
+                            # (the image's STOPSIGNAL is SIGQUIT).
+                            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SECONDS)]}}},
                             "livenessProbe": probe(10, 6),
                             "resources": {"requests": {"cpu": "20m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
                             "volumeMounts": [
