@@ -287,6 +287,8 @@ class Engine:
                         failure = outcome.error or f"task {name} failed"
                 if pending or running:
                     changed.wait(WAIT_SLICE)
+            failed = [outcomes[n].error or f"task {n} failed" for n in sorted(outcomes) if not outcomes[n].ok]
+            failure = failure or (failed[0] if failed else "")
         if failure:
             return Outcome("failed", error=failure)
         return self._dag_outputs(dag, outcomes)
@@ -439,8 +441,7 @@ class Engine:
         self.records.save_task(
             runs.TaskRecord(self.run_id, task_id, name, "dag", "skipped", started=now, finished=now, error=why), why
         )
-        with self.progress.step(task_id) as step:
-            step.skip(why)
+        self.progress.emit(progress.StepEvent(step_id=0, title=task_id, state="skipped", message=why, kind="end"))
 
     def _record_failure(self, task_id: str, name: str, why: str) -> Outcome:
         now = time.time()
@@ -464,7 +465,7 @@ class Engine:
             with self.progress.step(task_id) as step:
                 outcome = self._execute(task, component, executor, inputs, record, step)
                 if outcome.state == "cached":
-                    step.update("cached")
+                    step.message = "cached"
                 if not outcome.ok:
                     raise _TaskFailed(outcome.error)
         except _TaskFailed:

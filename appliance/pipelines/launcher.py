@@ -117,6 +117,8 @@ def _download_inputs(exec_input: Mapping[str, Any], artifact_store: store.Store,
     for listed in exec_input.get("outputs", {}).get("artifacts", {}).values():
         for artifact in listed.get("artifacts", []):
             Path(path_of(artifact["uri"])).parent.mkdir(parents=True, exist_ok=True)
+    for parameter in exec_input.get("outputs", {}).get("parameters", {}).values():
+        Path(parameter["outputFile"]).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _upload_outputs(
