@@ -149,9 +149,8 @@ def run(
             state.err.print(Text(failed.log_tail), highlight=False)
         if failed is None:
             raise api.ApplianceError(f"run {result.run_id} failed: {result.error}")
-        code = "" if failed.exit_code is None else f" with exit code {failed.exit_code}"
         raise api.ApplianceError(
-            f"task {failed.task_id} failed{code}: {failed.error}",
+            failed.error or f"task {failed.task_id} failed",
             hint=f"its log: {failed.log_path}" if failed.log_path else "fix the input named above and run again",
         )
 

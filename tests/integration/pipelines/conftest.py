@@ -26,6 +26,8 @@ PIPELINES = {  # name → (module, function)
     "params": ("params", "pipeline"),
     "failing": ("failing", "pipeline"),
     "retries": ("failing", "retries"),
+    "installed-packages": ("failing", "installed_packages"),
+    "missing-packages": ("failing", "missing_packages"),
     "caching": ("caching", "pipeline"),
     "trivial": ("trivial", "pipeline"),
 }

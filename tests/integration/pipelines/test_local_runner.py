@@ -198,3 +198,23 @@ def test_bad_parameters_are_usage_errors(run_pipeline: RunPipeline, tmp_path: Pa
         run_pipeline("trivial", root=str(tmp_path), parameters={"nope": "1"})
     with pytest.raises(api.ApplianceError, match="parameter x: 'abc' is not a valid NUMBER_INTEGER"):
         run_pipeline("trivial", root=str(tmp_path), parameters={"x": "abc"})
+
+
+def test_pip_preamble_is_skipped_when_packages_are_installed(run_pipeline: RunPipeline, tmp_path: Path) -> None:
+    run, _ = run_pipeline("installed-packages", root=str(tmp_path / "a"))
+    assert run.state == "succeeded", run.error
+    assert run.outputs["Output"].startswith("7.")
+    assert "[launcher] installing" not in by_id(run)["needs-installed"].log_tail  # pip never ran
+
+
+def test_a_package_that_would_need_the_network_fails_clearly(
+    run_pipeline: RunPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PIP_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    run, _ = run_pipeline("missing-packages", root=str(tmp_path / "a"))
+    assert run.state == "failed"
+    task = by_id(run)["needs-missing"]
+    assert "surely-not-installed-package==1.0" in task.error
+    assert "no package index is configured" in task.error
+    assert "surely-not-installed-package" in task.log_tail

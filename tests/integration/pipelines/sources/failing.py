@@ -51,3 +51,25 @@ def pipeline(marker_dir: str, code: int = 3):
 def retries(counter_dir: str, fail_times: int = 2):
     task = flaky(counter_dir=counter_dir, fail_times=fail_times)
     task.set_retry(num_retries=2, backoff_duration="0s").set_caching_options(False)
+
+
+@dsl.component(packages_to_install=["minio>=7"])
+def needs_installed() -> str:
+    import minio
+
+    return minio.__version__
+
+
+@dsl.component(packages_to_install=["surely-not-installed-package==1.0"])
+def needs_missing() -> str:
+    return "unreachable"
+
+
+@dsl.pipeline(name="installed-packages")
+def installed_packages() -> str:
+    return needs_installed().output
+
+
+@dsl.pipeline(name="missing-packages")
+def missing_packages() -> str:
+    return needs_missing().output
