@@ -130,7 +130,13 @@ class LocalBackend:
         sock = os.path.join(self._socket_dir, "fork.sock")
         log = (self.workdir / "forkserver.log").open("ab")
         self._server = subprocess.Popen(
-            [self.settings.python, "-m", "appliance.pipelines.forkserver", sock],
+            [
+                self.settings.python,
+                "-m",
+                "appliance.pipelines.forkserver",
+                sock,
+                *(["--with-minio"] if store.is_remote(self.settings.pipeline_root) else []),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
