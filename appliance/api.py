@@ -684,10 +684,7 @@ def pipelines_run_local(
         raise errors.UsageError(f"--max-parallel must be at least 1, not {max_parallel}")
     pipeline = ir.load(path)
     home = pipelines_home(loaded)
-    root = pipeline_root or pipeline.default_pipeline_root or str(home / "artifacts")
-    artifact_store = store.Store(root)
-    artifact_store.ensure_bucket()
-    records = runs.RunStore(database or home / "runs.db")
+    artifact_store = store.Store(pipeline_root or pipeline.default_pipeline_root or str(home / "artifacts"))
     settings = local.LocalSettings(
         python=local.find_task_python(python),
         workdir=Path(workdir) if workdir else home / "work",
@@ -696,14 +693,21 @@ def pipelines_run_local(
         allow_pip=allow_pip,
         task_timeout=task_timeout,
     )
+    backend = local.LocalBackend(settings)
+    backend.start()  # the fork server imports kfp while we check the store and open the history
     try:
-        with local.LocalBackend(settings) as backend:
+        artifact_store.ensure_bucket()
+        records = runs.RunStore(database or home / "runs.db")
+        try:
+            backend.wait_ready()
             options = engine.Options(
                 pipeline_root=artifact_store.root, enable_cache=enable_cache, max_parallel=max_parallel
             )
             result = engine.Engine(pipeline, backend, records, prog, options).run(dict(parameters or {}))
+        finally:
+            records.close()
     finally:
-        records.close()
+        backend.close()
     fields = [f.name for f in dataclasses.fields(PipelineTask)]
     tasks = [PipelineTask(**{name: getattr(t, name) for name in fields}) for t in result.tasks]
     return PipelineRun(

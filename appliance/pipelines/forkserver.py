@@ -37,7 +37,12 @@ def _warm(with_minio: bool) -> None:
     previous = os.environ.get("_KFP_RUNTIME")
     os.environ["_KFP_RUNTIME"] = "true"
     try:
-        for name in ("kfp.dsl", "kfp.dsl.executor_main", "kfp.dsl.executor", *(("minio",) if with_minio else ())):
+        try:
+            importlib.import_module("kfp.dsl.executor_main")
+        except ImportError as exc:
+            print(f"this Python cannot import kfp: {exc}", file=sys.stderr, flush=True)
+            sys.exit(3)
+        for name in ("kfp.dsl.executor", *(("minio",) if with_minio else ())):
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
     finally:

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,13 +58,16 @@ def find_task_python(explicit: str | None = None) -> str:
     """The Python that runs tasks: --python, $ODH_APPLIANCE_PIPELINES_PYTHON, ours if it has kfp, or .venv-kfp."""
     chosen = explicit or os.environ.get(PYTHON_ENV)
     if chosen:
-        if not _has_kfp(chosen):
-            raise errors.RuntimeUnavailable(f"{chosen} cannot import kfp (or does not run)", hint=RUNTIME_HINT)
-        return chosen
+        found = shutil.which(chosen)
+        if found is None:
+            raise errors.RuntimeUnavailable(
+                f"the task Python {chosen} does not exist or is not executable", hint=RUNTIME_HINT
+            )
+        return found if os.sep in chosen else chosen
     if importlib.util.find_spec("kfp") is not None:
         return sys.executable
     candidate = Path(appliance.__file__).resolve().parent.parent / ".venv-kfp" / "bin" / "python"
-    if candidate.exists() and _has_kfp(str(candidate)):
+    if candidate.exists():  # whether it has kfp: the fork server's first import (or start()) tells
         return str(candidate)
     raise errors.RuntimeUnavailable("no Python with kfp found to run the tasks", hint=RUNTIME_HINT)
 
@@ -97,11 +101,13 @@ class LocalBackend:
         self.settings.python = os.path.abspath(settings.python)  # tasks run in other directories
         self.workdir = settings.workdir.resolve()
         self._server: subprocess.Popen[bytes] | None = None
+        self._ready = False
         self._socket_dir = ""
         self._pythonpath = self.workdir / ".pythonpath"
 
     def __enter__(self) -> LocalBackend:
         self.start()
+        self.wait_ready()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,6 +131,8 @@ class LocalBackend:
         if not link.exists():
             link.symlink_to(package, target_is_directory=True)
         if not self.settings.fork_server:
+            if not _has_kfp(self.settings.python):
+                raise errors.RuntimeUnavailable(f"{self.settings.python} cannot import kfp", hint=RUNTIME_HINT)
             return
         self._socket_dir = tempfile.mkdtemp(prefix="odh-pipelines-")
         sock = os.path.join(self._socket_dir, "fork.sock")
@@ -144,6 +152,12 @@ class LocalBackend:
             cwd=self.workdir,
         )
         log.close()
+
+    def wait_ready(self) -> None:
+        """Block until the fork server has imported kfp (started by `start`, so that the caller can
+        do other set-up meanwhile); raise RuntimeUnavailable with its log when it does not come up."""
+        if self._server is None or self._ready:
+            return
         assert self._server.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -151,13 +165,14 @@ class LocalBackend:
             if ready:
                 line = self._server.stdout.readline()
                 if line.strip() == b"ready":
+                    self._ready = True
                     return
             if self._server.poll() is not None:
                 break
+        detail = log_tail(self.workdir / "forkserver.log", 3) or "no output"
         self.close()
         raise errors.RuntimeUnavailable(
-            f"the task fork server did not start: {log_tail(self.workdir / 'forkserver.log', 5) or 'no output'}",
-            hint=RUNTIME_HINT,
+            f"the task fork server of {self.settings.python} did not start: {detail}", hint=RUNTIME_HINT
         )
 
     def close(self) -> None:
@@ -173,6 +188,7 @@ class LocalBackend:
             if self._server.stdout is not None:
                 self._server.stdout.close()
             self._server = None
+            self._ready = False
         if self._socket_dir:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self._socket_dir, "fork.sock"))

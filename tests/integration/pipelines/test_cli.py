@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,15 @@ def test_a_file_that_is_not_a_pipeline_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert "Traceback" not in result.stderr
     without_local = run_cli("pipelines", "run", str(bad))
     assert without_local.returncode == 1 and "add --local" in without_local.stderr
+
+
+def test_a_task_python_without_kfp_is_a_clear_error(run_cli: RunCli, compiled: dict[str, Path], tmp_path: Path) -> None:
+    base = ["pipelines", "run", str(compiled["trivial"]), "--local", "--pipeline-root", str(tmp_path)]
+    result = run_cli(*base, "--python", sys.executable)  # the appliance's own Python has no kfp
+    assert result.returncode == 1
+    assert "did not start: this Python cannot import kfp" in result.stderr
+    assert "hint: tasks need a Python with kfp 2.x" in result.stderr and "Traceback" not in result.stderr
+    nofork = run_cli(*base, "--python", sys.executable, "--no-fork-server")
+    assert nofork.returncode == 1 and "cannot import kfp" in nofork.stderr
+    missing = run_cli(*base, "--python", str(tmp_path / "no-python"))
+    assert missing.returncode == 1 and "does not exist or is not executable" in missing.stderr
