@@ -93,6 +93,9 @@ def pipelines() -> None:
 @click.option("--no-fork-server", is_flag=True, help="Start a fresh launcher process per task (slower).")
 @click.option("--allow-pip-install", is_flag=True, help="Let components pip-install missing packages.")
 @click.option("--max-parallel", type=click.IntRange(1, 256), default=4, show_default=True, help="Tasks at once.")
+@click.option(
+    "--task-timeout", type=click.FloatRange(1, 7 * 86400), default=3600, show_default=True, help="Seconds per task."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @pass_state
 def run(
@@ -106,6 +109,7 @@ def run(
     no_fork_server: bool,
     allow_pip_install: bool,
     max_parallel: int,
+    task_timeout: float,
     as_json: bool,
 ) -> None:
     """Run a compiled pipeline (FILE: the YAML/JSON from kfp.compiler.Compiler().compile).
@@ -131,6 +135,7 @@ def run(
         fork_server=not no_fork_server,
         allow_pip=allow_pip_install,
         max_parallel=max_parallel,
+        task_timeout=task_timeout,
     )
     if as_json:
         click.echo(json.dumps(_as_dict(result), indent=2, default=str))

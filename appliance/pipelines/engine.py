@@ -36,6 +36,7 @@ from appliance import progress
 from appliance.pipelines import conditions, errors, executor_input, ir, runs, store
 
 MAX_LOOP_ITEMS = 10_000
+MAX_LOOP_WORKERS = 64  # iterations in flight for a loop without parallelismLimit (container slots still apply)
 WAIT_SLICE = 0.5  # seconds between checks of a DAG's running tasks (a notify wakes it earlier)
 
 
@@ -382,11 +383,18 @@ class Engine:
             items = self._loop_items(iterator, inputs)
         except ValueError as exc:
             return self._record_failure(task_id, task.name, f"task {task_id}: {exc}")
-        limit = threading.BoundedSemaphore(iterator.parallelism or max(1, len(items)))
         results: list[Outcome | None] = [None] * len(items)
+        cursor = [0]
+        take = threading.Lock()
 
-        def iteration(index: int, item: Any) -> None:
-            with limit:
+        def worker() -> None:  # `parallelismLimit` workers (or up to MAX_LOOP_WORKERS) take items in order
+            while True:
+                with take:
+                    index = cursor[0]
+                    cursor[0] += 1
+                if index >= len(items):
+                    return
+                item = items[index]
                 if iterator.over_artifacts:
                     it_inputs = Inputs(dict(inputs.parameters), {**inputs.artifacts, iterator.item_input: [item]})
                 else:
@@ -396,10 +404,8 @@ class Engine:
                 except Exception as exc:
                     results[index] = Outcome("failed", error=f"engine error in {task_id}.{index}: {exc}")
 
-        threads = [
-            threading.Thread(target=iteration, args=(i, item), name=f"{task_id}.{i}", daemon=True)
-            for i, item in enumerate(items)
-        ]
+        workers = min(len(items), iterator.parallelism or MAX_LOOP_WORKERS)
+        threads = [threading.Thread(target=worker, name=f"{task_id} worker {i}", daemon=True) for i in range(workers)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,8 +34,28 @@ LAUNCHER_ERROR_EXIT_CODE = 200  # the launcher itself failed (inputs, outputs, p
 MOUNT_ENV = "ODH_PIPELINES_MOUNT_ROOT"  # read by the sitecustomize shim in mounts/
 
 
+TIMEOUT_EXIT_CODE = 124
+
+
 class LauncherError(Exception):
     """A task could not be prepared or its outputs not collected; the message says which and why."""
+
+    exit_code = LAUNCHER_ERROR_EXIT_CODE
+
+
+class TaskTimeout(LauncherError):
+    exit_code = TIMEOUT_EXIT_CODE
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the component ran past its timeout of {timeout:g}s and was stopped")
+
+
+class _Expired(BaseException):
+    """Raised by SIGALRM inside an in-process component; BaseException so that components do not catch it."""
+
+
+def _expire(signum: int, frame: object) -> None:
+    raise _Expired
 
 
 def _log(message: str) -> None:
@@ -72,7 +93,7 @@ def _patch_kfp_mounts(mount_root: str) -> None:
     artifact_types._GCS_LOCAL_MOUNT_PREFIX = os.path.join(mount_root, "gcs") + "/"
 
 
-def _run_kfp_in_process(source: str, argv: list[str], workdir: Path, mount_root: str) -> int:
+def _run_kfp_in_process(source: str, argv: list[str], workdir: Path, mount_root: str, timeout: float) -> int:
     """Run kfp's executor_main in this (forked) process: what the `sh -ec` script would do."""
     module = workdir / "component" / "ephemeral_component.py"
     module.parent.mkdir(parents=True, exist_ok=True)
@@ -83,14 +104,19 @@ def _run_kfp_in_process(source: str, argv: list[str], workdir: Path, mount_root:
     if mount_root != "/":
         _patch_kfp_mounts(mount_root)
     sys.argv = ["executor_main", "--component_module_path", str(module), *argv]
+    signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         executor_main.executor_main()
+    except _Expired:
+        raise TaskTimeout(timeout) from None
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
         traceback.print_exc()
         return 1
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         sys.stdout.flush()
         sys.stderr.flush()
     return 0
@@ -102,7 +128,7 @@ def _run_subprocess(command: list[str], env: dict[str, str], workdir: Path, time
     except FileNotFoundError as exc:
         raise LauncherError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
     except subprocess.TimeoutExpired as exc:
-        raise LauncherError(f"the component ran past its timeout of {timeout:.0f}s and was stopped") from exc
+        raise TaskTimeout(timeout) from exc
     return completed.returncode
 
 
@@ -175,7 +201,7 @@ def run_task(spec: Mapping[str, Any], *, in_process: bool = False) -> dict[str, 
         if kfp_call is not None:
             os.environ.update(env)
             os.chdir(workdir)
-            code = _run_kfp_in_process(kfp_call[0], kfp_call[1], workdir, mount_root)
+            code = _run_kfp_in_process(kfp_call[0], kfp_call[1], workdir, mount_root, timeout)
         else:
             code = _run_subprocess(command, env, workdir, timeout)
         result["exit_code"] = code
@@ -183,7 +209,7 @@ def run_task(spec: Mapping[str, Any], *, in_process: bool = False) -> dict[str, 
             parameters, artifacts = _upload_outputs(spec, exec_input, artifact_store, path_of)
             result["parameters"], result["artifacts"] = parameters, artifacts
     except LauncherError as exc:
-        result["exit_code"] = LAUNCHER_ERROR_EXIT_CODE
+        result["exit_code"] = exc.exit_code
         result["error"] = str(exc)
         _log(f"error: {exc}")
     except Exception as exc:  # a bug in the launcher: keep the traceback in the task log

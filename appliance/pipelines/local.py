@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,8 @@ class LocalBackend:
         self.workdir = settings.workdir.resolve()
         self._server: subprocess.Popen[bytes] | None = None
         self._ready = False
+        self._running: set[int] = set()  # process groups of running tasks, stopped by close()
+        self._running_lock = threading.Lock()
         self._socket_dir = ""
         self._pythonpath = self.workdir / ".pythonpath"
 
@@ -175,7 +178,17 @@ class LocalBackend:
             f"the task fork server of {self.settings.python} did not start: {detail}", hint=RUNTIME_HINT
         )
 
+    def _track(self, pid: int, running: bool) -> None:
+        with self._running_lock:
+            (self._running.add if running else self._running.discard)(pid)
+
     def close(self) -> None:
+        """Stop the fork server and every task still running (Ctrl-C, an error in the engine)."""
+        with self._running_lock:
+            running, self._running = set(self._running), set()
+        for pid in running:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
         if self._server is not None:
             with contextlib.suppress(OSError):
                 if self._server.stdin is not None:
@@ -258,11 +271,14 @@ class LocalBackend:
                     break
                 buffer += chunk
                 for line in buffer.decode().splitlines():
-                    if line.startswith("pid "):
+                    if line.startswith("pid ") and not pid:
                         pid = int(line.split()[1])
+                        self._track(pid, True)
                     elif line.startswith("exit "):
+                        self._track(pid, False)
                         return int(line.split()[1])
             if pid:
+                self._track(pid, False)
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
         return 124 if time.monotonic() >= deadline else 1
@@ -277,6 +293,7 @@ class LocalBackend:
                 cwd=self.workdir,
                 start_new_session=True,
             )
+            self._track(proc.pid, True)
             try:
                 return proc.wait(timeout=self.settings.task_timeout + 30)
             except subprocess.TimeoutExpired:
@@ -284,3 +301,5 @@ class LocalBackend:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
                 return 124
+            finally:
+                self._track(proc.pid, False)

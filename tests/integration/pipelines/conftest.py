@@ -30,6 +30,7 @@ PIPELINES = {  # name → (module, function)
     "missing-packages": ("failing", "missing_packages"),
     "caching": ("caching", "pipeline"),
     "trivial": ("trivial", "pipeline"),
+    "slow": ("slow", "pipeline"),
 }
 BUCKET = "pipelines"
 
