@@ -181,6 +181,7 @@ class Engine:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max(1, options.max_parallel))
         self.run_id = ""
+        self._created = ""
 
     # --- run ---------------------------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ class Engine:
     def run(self, parameters: Mapping[str, Any], *, run_id: str | None = None) -> RunResult:
         values = self.resolve_parameters(parameters)
         self.run_id = run_id or f"{_slug(self.pipeline.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self._created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.records.create_run(
             runs.RunRecord(
                 id=self.run_id,
@@ -316,11 +318,43 @@ class Engine:
 
     # --- one task ----------------------------------------------------------------------------------
 
+    def _context(self, task_name: str, task_id: str) -> dict[str, str]:
+        """What KFP's `{{$.pipeline_job_name}}`-style placeholders (dsl.PIPELINE_*_PLACEHOLDER) stand for."""
+        return {
+            "pipeline_job_name": self.run_id,
+            "pipeline_job_resource_name": self.run_id,
+            "pipeline_job_uuid": self.run_id,
+            "pipeline_job_create_time_utc": self._created,
+            "pipeline_job_schedule_time_utc": self._created,
+            "pipeline_task_name": task_name,
+            "pipeline_task_uuid": f"{self.run_id}/{task_id}",
+            "pipeline_root": self.options.pipeline_root,
+        }
+
+    def _fill_constant(self, value: str, params: Mapping[str, Any], task: ir.Task, task_id: str) -> str:
+        """A constant input with placeholders, as the driver fills it: f-strings over pipeline channels
+        (`{{$.inputs.parameters['pipelinechannel--x']}}`) and dsl.PIPELINE_*_PLACEHOLDER values."""
+        context = self._context(task.name, task_id)
+
+        def one(match: re.Match[str]) -> str:
+            path = match.group(1)
+            named = re.fullmatch(r"\.inputs\.parameters\[['\"]([^'\"]+)['\"]\]", path)
+            if named is not None:
+                if named.group(1) not in params:
+                    raise ValueError(f"placeholder {match.group(0)} names no input of task {task_id}")
+                return executor_input.format_parameter(params[named.group(1)])
+            return context.get(path.lstrip("."), match.group(0))
+
+        return re.sub(r"\{\{\$([^{}]*)\}\}", one, value)
+
     def _resolve(self, task: ir.Task, inputs: Inputs, siblings: Mapping[str, Outcome], path: str) -> Inputs:
         params: dict[str, Any] = {}
+        templates: dict[str, str] = {}
         for name, source in task.parameters.items():
             if source.kind == "constant":
                 value = source.value
+                if isinstance(value, str) and "{{$" in value:
+                    templates[name] = value  # filled once every other input is known
             elif source.kind == "component_input":
                 if source.value not in inputs.parameters:
                     continue  # an optional input that was not given: the component's default applies
@@ -342,6 +376,8 @@ class Engine:
             if source.selector:
                 value = conditions.select(source.selector, value)
             params[name] = value
+        for name, template in templates.items():
+            params[name] = self._fill_constant(template, params, task, self._task_id(path, task.name))
         artifacts: dict[str, list[dict[str, Any]]] = {}
         for name, asource in task.artifacts.items():
             if asource.kind == "component_input":
@@ -508,14 +544,7 @@ class Engine:
             for name, spec in component.output_artifacts.items()
         }
         policy = task.retry or ir.RetryPolicy()
-        context = {
-            "pipeline_job_name": self.pipeline.name,
-            "pipeline_job_resource_name": self.run_id,
-            "pipeline_job_uuid": self.run_id,
-            "pipeline_task_name": task.name,
-            "pipeline_task_uuid": f"{self.run_id}/{task_id}",
-            "pipeline_root": self.options.pipeline_root,
-        }
+        context = self._context(task.name, task_id)
         result = TaskResult(exit_code=-1)
         for attempt in range(1, policy.max_retries + 2):
             record.attempts = attempt

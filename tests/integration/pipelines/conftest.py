@@ -31,6 +31,7 @@ PIPELINES = {  # name → (module, function)
     "caching": ("caching", "pipeline"),
     "trivial": ("trivial", "pipeline"),
     "slow": ("slow", "pipeline"),
+    "collections": ("collections_", "pipeline"),
 }
 BUCKET = "pipelines"
 

@@ -218,3 +218,21 @@ def test_a_package_that_would_need_the_network_fails_clearly(
     assert "surely-not-installed-package==1.0" in task.error
     assert "no package index is configured" in task.error
     assert "surely-not-installed-package" in task.log_tail
+
+
+def test_nested_loops_collected_artifacts_and_placeholders(run_pipeline: RunPipeline, s3: minio.Minio) -> None:
+    run, _ = run_pipeline("collections", parameters={"who": "ana"})
+    assert run.state == "succeeded", run.error
+    tasks = by_id(run)
+    assert tasks["echo"].outputs["parameters"]["Output"] == f"hello ana from {run.run_id}"
+    assert tasks["echo-2"].outputs["parameters"]["Output"] == "echo-2"
+    made = [t for t in run.tasks if t.task_id.endswith("/make")]
+    assert len(made) == 4  # 2 × 2 iterations of the nested loops
+    for task in made:
+        (artifact,) = task.outputs["artifacts"]["out"]
+        assert read_object(s3, artifact["uri"]) in {"1.10", "1.20", "2.10", "2.20"}
+    assert tasks["read-all"].outputs["parameters"]["Output"] == "1.10,1.20,2.10,2.20"
+    # A pipeline that loops over a list of artifacts (artifactIterator) and collects the results.
+    assert sorted(t.outputs["parameters"]["Output"] for t in run.tasks if t.task_id.startswith("loop-over/")) == [
+        "1.10", "1.20", "2.10", "2.20",
+    ]  # fmt: skip

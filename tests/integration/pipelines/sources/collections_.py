@@ -1,0 +1,46 @@
+"""Nested loops, dsl.Collected artifacts, a loop over artifacts (artifactIterator) inside a nested
+pipeline, lists of artifacts as inputs, f-string inputs and dsl.PIPELINE_*_PLACEHOLDER values."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+
+@dsl.component
+def echo(text: str) -> str:
+    return text
+
+
+@dsl.component
+def make(i: int, j: int, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write(f"{i}.{j}")
+
+
+@dsl.component
+def read_all(ds: Input[List[Dataset]]) -> str:
+    return ",".join(sorted(open(d.path).read() for d in ds))
+
+
+@dsl.component
+def read_one(d: Input[Dataset]) -> str:
+    return open(d.path).read()
+
+
+@dsl.pipeline
+def loop_over(ds: Input[List[Dataset]]) -> List[str]:
+    with dsl.ParallelFor(ds) as d:
+        r = read_one(d=d)
+    return dsl.Collected(r.output)
+
+
+@dsl.pipeline(name="collections")
+def pipeline(who: str = "you"):
+    echo(text=f"hello {who} from {dsl.PIPELINE_JOB_NAME_PLACEHOLDER}")
+    echo(text=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
+    with dsl.ParallelFor([1, 2]) as i:
+        with dsl.ParallelFor([10, 20]) as j:
+            m = make(i=i, j=j)
+    read_all(ds=dsl.Collected(m.outputs["out"]))
+    loop_over(ds=dsl.Collected(m.outputs["out"]))
