@@ -5,7 +5,7 @@ What `kfp.local.SubprocessRunner` does, with the engine's full feature set, and 
 a "task Python" that has kfp (the SDK's pins clash with ours, so it is usually another virtualenv —
 `make pipelines-runtime` creates `.venv-kfp`; the pipeline-runner image carries it), and by default
 through a fork server (`forkserver`) that has imported kfp once, so a task starts in milliseconds.
-`fork_server=False` runs `python -m appliance.pipelines.launcher` per task instead — exactly what a
+`fork_server=False` runs `python -m appliance.pipelines` (the launcher) per task instead — exactly what a
 Kubernetes pod will run.
 
 Each task attempt gets a directory under the work directory: its task file, its log, its output
@@ -286,7 +286,7 @@ class LocalBackend:
     def _run_subprocess(self, task_file: Path, log: Path) -> int:
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [self.settings.python, "-m", "appliance.pipelines.launcher", str(task_file)],
+                [self.settings.python, "-m", "appliance.pipelines", str(task_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self._task_env(),
