@@ -15,6 +15,7 @@ files and (for object-store roots) the local mount root where KFP's `/minio/...`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -106,7 +107,10 @@ class LocalBackend:
         self._running: set[int] = set()  # process groups of running tasks, stopped by close()
         self._running_lock = threading.Lock()
         self._socket_dir = ""
-        self._pythonpath = self.workdir / ".pythonpath"
+        package = Path(appliance.__file__).resolve().parent
+        # One directory per installed copy of our package (checkouts may share a data directory).
+        self._package = package
+        self._pythonpath = self.workdir / f".pythonpath-{hashlib.sha256(str(package).encode()).hexdigest()[:12]}"
 
     def __enter__(self) -> LocalBackend:
         self.start()
@@ -130,9 +134,9 @@ class LocalBackend:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._pythonpath.mkdir(parents=True, exist_ok=True)
         link = self._pythonpath / "appliance"
-        package = Path(appliance.__file__).resolve().parent
         if not link.exists():
-            link.symlink_to(package, target_is_directory=True)
+            with contextlib.suppress(FileExistsError):  # another run made it at the same moment
+                link.symlink_to(self._package, target_is_directory=True)
         if not self.settings.fork_server:
             if not _has_kfp(self.settings.python):
                 raise errors.RuntimeUnavailable(f"{self.settings.python} cannot import kfp", hint=RUNTIME_HINT)
