@@ -82,6 +82,15 @@ def test_parameters_nested_pipeline_importer_and_oneof(
     assert matrix["rows"] == [{"row": [2, 0]}, {"row": [1, 3]}]
     # The importer passes the URI; the consumer downloads it.
     assert tasks["read-imported"].outputs["parameters"]["Output"] == f"imported@s3://{BUCKET}/inputs/in.txt"
+    # A directory artifact goes up file by file and comes down as a directory.
+    assert tasks["list-dir"].outputs["parameters"]["Output"] == [
+        "config.json", "weights/w0.txt", "weights/w1.txt", "weights/w2.txt", "weights/w3.txt", "weights/w4.txt",
+    ]  # fmt: skip
+    model_uri = tasks["save-dir"].outputs["artifacts"]["model"][0]["uri"]
+    assert read_object(s3, model_uri + "/weights/w3.txt") == "3"
+    # ParallelFor over a run-time list parameter; the ints become the STRING input `text`.
+    looped = [t.outputs["parameters"]["Output"] for t in run.tasks if t.task_id.startswith("for-loop")]
+    assert sorted(looped) == ["3", "4"]
     # dsl.OneOf picks the branch that ran; the pipeline's own output.
     assert run.outputs == {"Output": "H"}
     run_tails, _ = run_pipeline("params", parameters={**params, "flip": "tails"})

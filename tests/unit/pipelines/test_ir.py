@@ -1,5 +1,9 @@
-"""IR loading: real kfp-compiled YAML (data/, compiled by kfp 2.17.0 from tests/integration/pipelines/sources)
-parses into the objects the engine uses, and bad input is one clear error naming the field."""
+"""IR loading: real kfp-compiled YAML parses into the objects the engine uses, and bad input is one
+clear error naming the field.
+
+data/*.yaml were compiled by kfp 2.17.0 from tests/integration/pipelines/sources (features.py,
+params.py); regenerate with `.venv-kfp/bin/python` and kfp.compiler.Compiler().compile when those change.
+"""
 
 from __future__ import annotations
 

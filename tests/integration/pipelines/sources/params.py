@@ -4,7 +4,7 @@ component with placeholders, a nested pipeline used as a component, an importer,
 from typing import NamedTuple, Optional
 
 from kfp import dsl
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Model, Output
 
 
 @dsl.component
@@ -49,6 +49,29 @@ def echo(text: str) -> str:
 
 
 @dsl.component
+def save_dir(n: int, model: Output[Model]):
+    import os
+
+    os.makedirs(os.path.join(model.path, "weights"))
+    for i in range(n):
+        with open(os.path.join(model.path, "weights", f"w{i}.txt"), "w") as f:
+            f.write(str(i))
+    with open(os.path.join(model.path, "config.json"), "w") as f:
+        f.write(f'{{"n": {n}}}')
+
+
+@dsl.component
+def list_dir(model: Input[Model]) -> list:
+    import os
+
+    return sorted(
+        os.path.relpath(os.path.join(root, name), model.path)
+        for root, _, names in os.walk(model.path)
+        for name in names
+    )
+
+
+@dsl.component
 def read_imported(data: Input[Dataset]) -> str:
     return open(data.path).read() + "@" + data.uri
 
@@ -75,4 +98,8 @@ def pipeline(
     picked = echo(text=dsl.OneOf(heads.output, tails.output))
     imported = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset)
     read_imported(data=imported.output)
+    saved = save_dir(n=i)
+    list_dir(model=saved.outputs["model"])
+    with dsl.ParallelFor(xs) as x:
+        echo(text=x)
     return picked.output
