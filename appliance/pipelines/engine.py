@@ -188,6 +188,12 @@ class Engine:
     def resolve_parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Run-time parameters: given values (typed or CLI text) checked against the root's definitions."""
         specs = self.pipeline.root.input_parameters
+        needed = sorted(n for n, a in self.pipeline.root.input_artifacts.items() if not a.optional)
+        if needed:
+            raise errors.InvalidParameter(
+                f"pipeline {self.pipeline.name!r} takes input artifacts ({', '.join(needed)}): not supported yet",
+                hint="pass the artifact's URI as a string parameter and use dsl.importer inside the pipeline",
+            )
         unknown = sorted(set(given) - set(specs))
         if unknown:
             raise errors.InvalidParameter(

@@ -97,26 +97,44 @@ class Store:
 
     def client(self) -> Any:
         if self._client is None:
-            import minio  # noqa: PLC0415 - only remote roots need it, and it costs import time
+            import certifi  # noqa: PLC0415 - only remote roots need these, and they cost import time
+            import minio  # noqa: PLC0415
+            import urllib3  # noqa: PLC0415
 
             settings = S3Settings.from_env(self._env)
+            # Bounded: 10 s to connect, 5 min per read, 3 retries with a short backoff (minio's default
+            # client retries for half a minute before a wrong endpoint is reported).
+            http = urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=10, read=300),
+                retries=urllib3.Retry(total=3, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]),
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._env.get("SSL_CERT_FILE") or certifi.where(),
+            )
             self._client = minio.Minio(
                 settings.endpoint,
                 access_key=settings.access_key,
                 secret_key=settings.secret_key,
                 secure=settings.secure,
                 region=settings.region,
+                http_client=http,
             )
         return self._client
 
     def ensure_bucket(self) -> None:
         """Fail early, with a hint, when the bucket of the pipeline root is missing or unreachable."""
         if not self.remote:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.root).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise errors.RuntimeUnavailable(
+                    f"cannot use {self.root} as the pipeline root: {exc.strerror}",
+                    hint="pass --pipeline-root with a writable directory or an s3://bucket/prefix",
+                ) from exc
             return
         bucket, _ = split_uri(self.root)
+        client = self.client()  # missing credentials: its own error
         try:
-            exists = self.client().bucket_exists(bucket)
+            exists = client.bucket_exists(bucket)
         except Exception as exc:
             raise errors.RuntimeUnavailable(
                 f"cannot reach the object store for {self.root}: {type(exc).__name__}: {exc}",

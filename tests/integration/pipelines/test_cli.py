@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MinioServer
-from tests.integration.conftest import RunCli
+from tests.integration.conftest import RunCli, closed_port
 from tests.integration.pipelines.conftest import BUCKET
 
 pytestmark = pytest.mark.integration
@@ -92,3 +92,30 @@ def test_a_task_python_without_kfp_is_a_clear_error(run_cli: RunCli, compiled: d
     assert nofork.returncode == 1 and "cannot import kfp" in nofork.stderr
     missing = run_cli(*base, "--python", str(tmp_path / "no-python"))
     assert missing.returncode == 1 and "does not exist or is not executable" in missing.stderr
+
+
+def test_an_unusable_pipeline_root_is_a_clear_error(
+    run_cli: RunCli, compiled: dict[str, Path], task_python: str, tmp_path: Path
+) -> None:
+    base = ["pipelines", "run", str(compiled["trivial"]), "--local", "--python", task_python]
+    no_credentials = run_cli(*base, "--pipeline-root", "s3://bucket/x")
+    assert no_credentials.returncode == 1
+    assert "error: an s3:// pipeline root needs AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_S3_ENDPOINT" in (
+        no_credentials.stderr
+    )
+    closed = {
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "AWS_S3_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+    }
+    unreachable = run_cli(*base, "--pipeline-root", "s3://bucket/x", env=closed)
+    assert (
+        unreachable.returncode == 1 and "error: cannot reach the object store for s3://bucket/x" in unreachable.stderr
+    )
+    assert "hint: check AWS_S3_ENDPOINT" in unreachable.stderr
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    not_a_dir = run_cli(*base, "--pipeline-root", str(a_file / "sub"))
+    assert not_a_dir.returncode == 1 and f"error: cannot use {a_file / 'sub'} as the pipeline root" in not_a_dir.stderr
+    for result in (no_credentials, unreachable, not_a_dir):
+        assert "Traceback" not in result.stderr

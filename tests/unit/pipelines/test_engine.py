@@ -217,3 +217,19 @@ def test_coerce(value: Any, kind: str, expected: Any) -> None:
 def test_cli_booleans_must_be_true_or_false() -> None:
     with pytest.raises(ValueError, match="is not true or false"):
         engine.parse_cli_parameter("yes", "BOOLEAN")
+
+
+def test_pipelines_with_input_artifacts_are_refused_before_running() -> None:
+    pipeline = _pipeline()
+    root = ir.Component(
+        name="root",
+        input_artifacts={"data": ir.ArtifactSpec("system.Dataset")},
+        dag=pipeline.root.dag,
+        raw=pipeline.root.raw,
+    )
+    with_artifacts = ir.Pipeline("unit", root, pipeline.components, pipeline.executors, "2.1.0")
+    backend = ScriptedBackend()
+    eng = engine.Engine(with_artifacts, backend, runs.RunStore(":memory:"), progress.Progress(), engine.Options("/r"))
+    with pytest.raises(errors.InvalidParameter, match=r"takes input artifacts \(data\): not supported yet"):
+        eng.run({})
+    assert backend.calls == []
