@@ -18,84 +18,29 @@ What it does, in KFP's terms:
   backoff, and are cached: the same component and inputs reuse earlier outputs unless caching is
   off for the task (`cachingOptions`) or for the run;
 - every state change goes to the run store (`runs`) and to progress events (`appliance.progress`).
+
+The backend interface is in `backend`; parameter types, placeholders and cache keys in `values`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from appliance import progress
-from appliance.pipelines import conditions, errors, executor_input, ir, runs, store
+from appliance.pipelines import backend as backends
+from appliance.pipelines import conditions, errors, ir, runs, tasks, values
+
+Options = tasks.Options  # for callers: run options (pipeline root, caching, parallelism)
 
 MAX_LOOP_ITEMS = 10_000
 MAX_LOOP_WORKERS = 64  # iterations in flight for a loop without parallelismLimit (container slots still apply)
 WAIT_SLICE = 0.5  # seconds between checks of a DAG's running tasks (a notify wakes it earlier)
-
-
-@dataclass
-class TaskRequest:
-    """One attempt of one container task, as a backend receives it."""
-
-    run_id: str
-    task_id: str
-    attempt: int
-    executor: ir.Executor
-    executor_input: dict[str, Any]
-    output_types: dict[str, str]
-    outputs_dir: str
-    pipeline_root: str
-    context: dict[str, str]
-
-
-@dataclass
-class TaskResult:
-    exit_code: int
-    parameters: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    error: str = ""
-    log_path: str = ""
-    log_tail: str = ""
-
-
-class Backend(Protocol):
-    """Where container tasks run: `local.LocalBackend` (processes), later Kubernetes pods."""
-
-    def outputs_dir(self, run_id: str, task_id: str, attempt: int) -> str: ...
-
-    def run(self, request: TaskRequest) -> TaskResult: ...
-
-
-@dataclass
-class Outcome:
-    state: str  # succeeded | failed | skipped | cached
-    parameters: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.state != "failed"
-
-
-@dataclass
-class Inputs:
-    parameters: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Options:
-    pipeline_root: str
-    enable_cache: bool = True
-    max_parallel: int = 4
 
 
 @dataclass
@@ -110,66 +55,16 @@ class RunResult:
         return [t for t in self.tasks if t.state == "failed" and t.kind in ("container", "importer")]
 
 
-class _TaskFailed(Exception):
-    """Ends a task's progress step as failed; never escapes the engine."""
-
-
-def coerce(value: Any, parameter_type: str) -> Any:
-    """A parameter value as its declared type (loop items arrive as strings, integers as 4.0)."""
-    try:
-        if parameter_type == "NUMBER_INTEGER" and not isinstance(value, bool):
-            return int(float(value)) if isinstance(value, str | float) else value
-        if parameter_type == "NUMBER_DOUBLE" and isinstance(value, str | int) and not isinstance(value, bool):
-            return float(value)
-        if parameter_type == "BOOLEAN" and isinstance(value, str):
-            return value.strip().lower() == "true"
-        if parameter_type in ("LIST", "STRUCT") and isinstance(value, str):
-            return json.loads(value)
-        if parameter_type == "STRING" and not isinstance(value, str):
-            return executor_input.format_parameter(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{value!r} is not a valid {parameter_type}") from exc
-    return value
-
-
-def parse_cli_parameter(text: str, parameter_type: str) -> Any:
-    """`-p name=value` text as the parameter's type (lists and structs as JSON)."""
-    if parameter_type == "BOOLEAN" and text.strip().lower() not in ("true", "false"):
-        raise ValueError(f"{text!r} is not true or false")
-    return coerce(text, parameter_type)
-
-
-def cache_key(
-    component: ir.Component,
-    executor: ir.Executor,
-    parameters: Mapping[str, Any],
-    artifacts: Mapping[str, list[dict[str, Any]]],
-) -> str:
-    """Same component spec (names aside) and same inputs → same key."""
-    spec = {k: v for k, v in component.raw.items() if k != "executorLabel"}
-    payload = {
-        "component": spec,
-        "executor": executor.raw,
-        "parameters": dict(parameters),
-        "artifacts": {name: [(a.get("uri"), a.get("type")) for a in items] for name, items in artifacts.items()},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _slug(task_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", task_id.strip("/")).strip("-")
-
-
 class Engine:
     """Runs one pipeline; `run()` may be called once per instance."""
 
     def __init__(
         self,
         pipeline: ir.Pipeline,
-        backend: Backend,
+        backend: backends.Backend,
         records: runs.RunStore,
         prog: progress.Progress,
-        options: Options,
+        options: tasks.Options,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -179,9 +74,8 @@ class Engine:
         self.progress = prog
         self.options = options
         self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(max(1, options.max_parallel))
         self.run_id = ""
-        self._created = ""
+        self._tasks: tasks.TaskRunner
 
     # --- run ---------------------------------------------------------------------------------------
 
@@ -200,42 +94,48 @@ class Engine:
                 f"pipeline {self.pipeline.name!r} has no parameter {unknown[0]!r}",
                 hint=f"its parameters: {', '.join(sorted(specs)) or '(none)'}",
             )
-        values: dict[str, Any] = {}
+        typed: dict[str, Any] = {}
         for name, spec in specs.items():
             if name in given:
                 raw = given[name]
                 try:
-                    values[name] = (
-                        parse_cli_parameter(raw, spec.type) if isinstance(raw, str) else coerce(raw, spec.type)
+                    typed[name] = (
+                        values.parse_cli_parameter(raw, spec.type)
+                        if isinstance(raw, str)
+                        else values.coerce(raw, spec.type)
                     )
                 except ValueError as exc:
                     raise errors.InvalidParameter(
                         f"parameter {name}: {exc}", hint=f"{name} is {spec.type}; lists and structs are JSON"
                     ) from exc
             elif spec.has_default:
-                values[name] = coerce(spec.default, spec.type)
+                typed[name] = values.coerce(spec.default, spec.type)
             elif not spec.optional:
                 raise errors.InvalidParameter(
                     f"pipeline {self.pipeline.name!r} needs parameter {name!r} ({spec.type})",
                     hint=f"pass it with -p {name}=VALUE",
                 )
-        return values
+        return typed
 
     def run(self, parameters: Mapping[str, Any], *, run_id: str | None = None) -> RunResult:
-        values = self.resolve_parameters(parameters)
-        self.run_id = run_id or f"{_slug(self.pipeline.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self._created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        typed = self.resolve_parameters(parameters)
+        self.run_id = (
+            run_id or f"{backends.slug(self.pipeline.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        )
+        self._tasks = tasks.TaskRunner(
+            self.pipeline, self.backend, self.records, self.progress, self.options, self.run_id, sleep=self._sleep
+        )
         self.records.create_run(
             runs.RunRecord(
                 id=self.run_id,
                 pipeline=self.pipeline.name,
                 state="running",
-                parameters=values,
+                parameters=typed,
                 pipeline_root=self.options.pipeline_root,
                 created=time.time(),
             )
         )
-        outcome = self._run_dag(self.pipeline.root, Inputs(parameters=values), "")
+        outcome = self._run_dag(self.pipeline.root, tasks.Inputs(parameters=typed), "")
         outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
         state = "succeeded" if outcome.ok else "failed"
         self.records.finish_run(self.run_id, state, outcome.error, outputs)
@@ -243,21 +143,21 @@ class Engine:
 
     # --- DAGs --------------------------------------------------------------------------------------
 
-    def _run_dag(self, component: ir.Component, inputs: Inputs, path: str) -> Outcome:
+    def _run_dag(self, component: ir.Component, inputs: tasks.Inputs, path: str) -> tasks.Outcome:
         dag = component.dag
         assert dag is not None
         params = dict(inputs.parameters)
         for name, spec in component.input_parameters.items():
             if name not in params and spec.has_default:
                 params[name] = spec.default
-        inputs = Inputs(params, dict(inputs.artifacts))
-        outcomes: dict[str, Outcome] = {}
+        inputs = tasks.Inputs(params, dict(inputs.artifacts))
+        outcomes: dict[str, tasks.Outcome] = {}
         running: set[str] = set()
         pending = set(dag.tasks)
         changed = threading.Condition()
         failure = ""
 
-        def finish(name: str, outcome: Outcome) -> None:
+        def finish(name: str, outcome: tasks.Outcome) -> None:
             with changed:
                 outcomes[name] = outcome
                 running.discard(name)
@@ -268,7 +168,7 @@ class Engine:
                 try:
                     outcome = self._run_task(task, inputs, outcomes, path)
                 except Exception as exc:  # a bug: keep the run going to a failed end, with the cause
-                    outcome = Outcome(
+                    outcome = tasks.Outcome(
                         "failed", error=f"engine error in {path}/{task.name}: {type(exc).__name__}: {exc}"
                     )
                 finish(task.name, outcome)
@@ -287,8 +187,8 @@ class Engine:
                     if task.all_upstream_completed:
                         start(task)
                     elif failure or any(not outcomes[u].ok for u in upstream):
-                        outcomes[name] = Outcome("skipped", error="not run: an upstream task failed")
-                        self._record_skip(self._task_id(path, name), name, "not run: an upstream task failed")
+                        outcomes[name] = tasks.Outcome("skipped", error="not run: an upstream task failed")
+                        self._tasks.record_skip(self._task_id(path, name), name, "not run: an upstream task failed")
                     else:
                         start(task)
                 for name, outcome in outcomes.items():
@@ -299,11 +199,11 @@ class Engine:
             failed = [outcomes[n].error or f"task {n} failed" for n in sorted(outcomes) if not outcomes[n].ok]
             failure = failure or (failed[0] if failed else "")
         if failure:
-            return Outcome("failed", error=failure)
+            return tasks.Outcome("failed", error=failure)
         return self._dag_outputs(dag, outcomes)
 
-    def _dag_outputs(self, dag: ir.Dag, outcomes: Mapping[str, Outcome]) -> Outcome:
-        result = Outcome("succeeded")
+    def _dag_outputs(self, dag: ir.Dag, outcomes: Mapping[str, tasks.Outcome]) -> tasks.Outcome:
+        result = tasks.Outcome("succeeded")
         for name, selectors in dag.output_parameters.items():
             for sel in selectors:
                 produced = outcomes.get(sel.producer)
@@ -324,36 +224,9 @@ class Engine:
 
     # --- one task ----------------------------------------------------------------------------------
 
-    def _context(self, task_name: str, task_id: str) -> dict[str, str]:
-        """What KFP's `{{$.pipeline_job_name}}`-style placeholders (dsl.PIPELINE_*_PLACEHOLDER) stand for."""
-        return {
-            "pipeline_job_name": self.run_id,
-            "pipeline_job_resource_name": self.run_id,
-            "pipeline_job_uuid": self.run_id,
-            "pipeline_job_create_time_utc": self._created,
-            "pipeline_job_schedule_time_utc": self._created,
-            "pipeline_task_name": task_name,
-            "pipeline_task_uuid": f"{self.run_id}/{task_id}",
-            "pipeline_root": self.options.pipeline_root,
-        }
-
-    def _fill_constant(self, value: str, params: Mapping[str, Any], task: ir.Task, task_id: str) -> str:
-        """A constant input with placeholders, as the driver fills it: f-strings over pipeline channels
-        (`{{$.inputs.parameters['pipelinechannel--x']}}`) and dsl.PIPELINE_*_PLACEHOLDER values."""
-        context = self._context(task.name, task_id)
-
-        def one(match: re.Match[str]) -> str:
-            path = match.group(1)
-            named = re.fullmatch(r"\.inputs\.parameters\[['\"]([^'\"]+)['\"]\]", path)
-            if named is not None:
-                if named.group(1) not in params:
-                    raise ValueError(f"placeholder {match.group(0)} names no input of task {task_id}")
-                return executor_input.format_parameter(params[named.group(1)])
-            return context.get(path.lstrip("."), match.group(0))
-
-        return re.sub(r"\{\{\$([^{}]*)\}\}", one, value)
-
-    def _resolve(self, task: ir.Task, inputs: Inputs, siblings: Mapping[str, Outcome], path: str) -> Inputs:
+    def _resolve(
+        self, task: ir.Task, inputs: tasks.Inputs, siblings: Mapping[str, tasks.Outcome], path: str
+    ) -> tasks.Inputs:
         params: dict[str, Any] = {}
         templates: dict[str, str] = {}
         for name, source in task.parameters.items():
@@ -383,7 +256,9 @@ class Engine:
                 value = conditions.select(source.selector, value)
             params[name] = value
         for name, template in templates.items():
-            params[name] = self._fill_constant(template, params, task, self._task_id(path, task.name))
+            params[name] = values.fill_placeholders(
+                template, params, self._tasks.context(task.name, self._task_id(path, task.name))
+            )
         artifacts: dict[str, list[dict[str, Any]]] = {}
         for name, asource in task.artifacts.items():
             if asource.kind == "component_input":
@@ -395,37 +270,39 @@ class Engine:
                 why = "was skipped" if produced.state == "skipped" else f"has no output artifact {asource.key!r}"
                 raise ValueError(f"input {name}: task {asource.producer} {why}")
             artifacts[name] = produced.artifacts[asource.key]
-        return Inputs(params, artifacts)
+        return tasks.Inputs(params, artifacts)
 
-    def _run_task(self, task: ir.Task, inputs: Inputs, siblings: Mapping[str, Outcome], path: str) -> Outcome:
+    def _run_task(
+        self, task: ir.Task, inputs: tasks.Inputs, siblings: Mapping[str, tasks.Outcome], path: str
+    ) -> tasks.Outcome:
         task_id = self._task_id(path, task.name)
         try:
             resolved = self._resolve(task, inputs, siblings, path)
         except (ValueError, KeyError, errors.InvalidPipeline) as exc:
-            return self._record_failure(task_id, task.name, f"task {task_id}: {exc}")
+            return self._tasks.record_failure(task_id, task.name, f"task {task_id}: {exc}")
         if task.condition:
             try:
                 holds = conditions.condition_holds(task.condition, resolved.parameters)
             except errors.InvalidPipeline as exc:
-                return self._record_failure(task_id, task.name, f"task {task_id}: {exc}")
+                return self._tasks.record_failure(task_id, task.name, f"task {task_id}: {exc}")
             if not holds:
-                self._record_skip(task_id, task.name, "condition is false")
-                return Outcome("skipped")
+                self._tasks.record_skip(task_id, task.name, "condition is false")
+                return tasks.Outcome("skipped")
         component = self.pipeline.component(task.component)
         if task.iterator is not None:
             return self._run_loop(task, component, resolved, task_id)
         if component.dag is not None:
             return self._run_dag(component, resolved, task_id)
-        return self._run_executor(task, component, resolved, task_id)
+        return self._tasks.run(task, component, resolved, task_id)
 
-    def _run_loop(self, task: ir.Task, body: ir.Component, inputs: Inputs, task_id: str) -> Outcome:
+    def _run_loop(self, task: ir.Task, body: ir.Component, inputs: tasks.Inputs, task_id: str) -> tasks.Outcome:
         iterator = task.iterator
         assert iterator is not None
         try:
             items = self._loop_items(iterator, inputs)
         except ValueError as exc:
-            return self._record_failure(task_id, task.name, f"task {task_id}: {exc}")
-        results: list[Outcome | None] = [None] * len(items)
+            return self._tasks.record_failure(task_id, task.name, f"task {task_id}: {exc}")
+        results: list[tasks.Outcome | None] = [None] * len(items)
         cursor = [0]
         take = threading.Lock()
 
@@ -438,13 +315,13 @@ class Engine:
                     return
                 item = items[index]
                 if iterator.over_artifacts:
-                    it_inputs = Inputs(dict(inputs.parameters), {**inputs.artifacts, iterator.item_input: [item]})
+                    it_inputs = tasks.Inputs(dict(inputs.parameters), {**inputs.artifacts, iterator.item_input: [item]})
                 else:
-                    it_inputs = Inputs({**inputs.parameters, iterator.item_input: item}, dict(inputs.artifacts))
+                    it_inputs = tasks.Inputs({**inputs.parameters, iterator.item_input: item}, dict(inputs.artifacts))
                 try:
                     results[index] = self._run_dag(body, it_inputs, f"{task_id}.{index}")
                 except Exception as exc:
-                    results[index] = Outcome("failed", error=f"engine error in {task_id}.{index}: {exc}")
+                    results[index] = tasks.Outcome("failed", error=f"engine error in {task_id}.{index}: {exc}")
 
         workers = min(len(items), iterator.parallelism or MAX_LOOP_WORKERS)
         threads = [threading.Thread(target=worker, name=f"{task_id} worker {i}", daemon=True) for i in range(workers)]
@@ -452,11 +329,11 @@ class Engine:
             thread.start()
         for thread in threads:
             thread.join()
-        done = [r if r is not None else Outcome("failed", error="iteration did not finish") for r in results]
+        done = [r if r is not None else tasks.Outcome("failed", error="iteration did not finish") for r in results]
         failed = [r for r in done if not r.ok]
         if failed:
-            return Outcome("failed", error=failed[0].error)
-        collected = Outcome("succeeded")
+            return tasks.Outcome("failed", error=failed[0].error)
+        collected = tasks.Outcome("succeeded")
         assert body.dag is not None
         for name in body.dag.output_parameters:
             collected.parameters[name] = [r.parameters[name] for r in done if name in r.parameters]
@@ -465,7 +342,7 @@ class Engine:
         return collected
 
     @staticmethod
-    def _loop_items(iterator: ir.Iterator, inputs: Inputs) -> list[Any]:
+    def _loop_items(iterator: ir.Iterator, inputs: tasks.Inputs) -> list[Any]:
         if iterator.raw_items is not None:
             items: Any = json.loads(iterator.raw_items)
         elif iterator.over_artifacts:
@@ -481,163 +358,3 @@ class Engine:
         if len(items) > MAX_LOOP_ITEMS:
             raise ValueError(f"ParallelFor over {len(items)} items (at most {MAX_LOOP_ITEMS})")
         return items
-
-    # --- container and importer tasks --------------------------------------------------------------
-
-    def _record_skip(self, task_id: str, name: str, why: str) -> None:
-        now = time.time()
-        self.records.save_task(
-            runs.TaskRecord(self.run_id, task_id, name, "dag", "skipped", started=now, finished=now, error=why), why
-        )
-        self.progress.emit(progress.StepEvent(step_id=0, title=task_id, state="skipped", message=why, kind="end"))
-
-    def _record_failure(self, task_id: str, name: str, why: str) -> Outcome:
-        now = time.time()
-        self.records.save_task(
-            runs.TaskRecord(self.run_id, task_id, name, "dag", "failed", started=now, finished=now, error=why), why
-        )
-        try:
-            with self.progress.step(task_id):
-                raise _TaskFailed(why)
-        except _TaskFailed:
-            pass
-        return Outcome("failed", error=why)
-
-    def _run_executor(self, task: ir.Task, component: ir.Component, inputs: Inputs, task_id: str) -> Outcome:
-        executor = self.pipeline.executors[component.executor_label]
-        record = runs.TaskRecord(
-            self.run_id, task_id, task.name, "importer" if executor.is_importer else "container", "running"
-        )
-        record.started = time.time()
-        try:
-            with self.progress.step(task_id) as step:
-                outcome = self._execute(task, component, executor, inputs, record, step)
-                if outcome.state == "cached":
-                    step.message = "cached"
-                if not outcome.ok:
-                    raise _TaskFailed(outcome.error)
-        except _TaskFailed:
-            pass
-        return outcome
-
-    def _execute(
-        self,
-        task: ir.Task,
-        component: ir.Component,
-        executor: ir.Executor,
-        inputs: Inputs,
-        record: runs.TaskRecord,
-        step: progress.Step,
-    ) -> Outcome:
-        task_id = record.task_id
-        try:
-            params = self._container_parameters(component, inputs.parameters, task_id)
-        except ValueError as exc:
-            return self._finish(record, Outcome("failed", error=str(exc)))
-        if executor.is_importer:
-            return self._import(executor, params, record)
-        self.records.save_task(record)
-        key = ""
-        if self.options.enable_cache and task.enable_cache:
-            key = cache_key(component, executor, params, inputs.artifacts)
-            record.cache_key = key
-            cached = self.records.cache_get(key)
-            if cached is not None:
-                return self._finish(record, Outcome("cached", cached["parameters"], cached["artifacts"]))
-        base = store.join(self.options.pipeline_root, self.pipeline.name, self.run_id, _slug(task_id))
-        outputs = {
-            name: (spec.schema_title, spec.schema_version, store.join(base, name))
-            for name, spec in component.output_artifacts.items()
-        }
-        policy = task.retry or ir.RetryPolicy()
-        context = self._context(task.name, task_id)
-        result = TaskResult(exit_code=-1)
-        for attempt in range(1, policy.max_retries + 2):
-            record.attempts = attempt
-            outputs_dir = self.backend.outputs_dir(self.run_id, task_id, attempt)
-            request = TaskRequest(
-                run_id=self.run_id,
-                task_id=task_id,
-                attempt=attempt,
-                executor=executor,
-                executor_input=executor_input.build(
-                    parameters=params,
-                    artifacts=inputs.artifacts,
-                    output_parameters={n: s.type for n, s in component.output_parameters.items()},
-                    output_artifacts=outputs,
-                    outputs_dir=outputs_dir,
-                ),
-                output_types={n: s.type for n, s in component.output_parameters.items()},
-                outputs_dir=outputs_dir,
-                pipeline_root=self.options.pipeline_root,
-                context=context,
-            )
-            with self._slots:
-                result = self.backend.run(request)
-            record.exit_code, record.log_path, record.log_tail = result.exit_code, result.log_path, result.log_tail
-            if result.exit_code == 0:
-                break
-            if attempt <= policy.max_retries:
-                delay = policy.delay(attempt)
-                message = f"attempt {attempt} failed (exit code {result.exit_code}); retry in {delay:g}s"
-                step.update(message)
-                self.records.save_task(record, message)
-                self._sleep(delay)
-        if result.exit_code != 0:
-            why = result.error or f"exit code {result.exit_code}"
-            tries = f" after {record.attempts} attempts" if record.attempts > 1 else ""
-            return self._finish(record, Outcome("failed", error=f"task {task_id} failed{tries}: {why}"))
-        missing = [n for n in component.output_parameters if n not in result.parameters]
-        if missing:
-            why = f"task {task_id} did not write its output parameter(s) {', '.join(missing)}"
-            return self._finish(record, Outcome("failed", error=why))
-        outcome = Outcome("succeeded", result.parameters, result.artifacts)
-        if key:
-            cached_outputs = {"parameters": outcome.parameters, "artifacts": outcome.artifacts}
-            self.records.cache_put(key, cached_outputs, self.run_id, task_id)
-        return self._finish(record, outcome)
-
-    def _container_parameters(self, component: ir.Component, given: Mapping[str, Any], task_id: str) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for name, spec in component.input_parameters.items():
-            if name in given and given[name] is not None:
-                try:
-                    params[name] = given[name] if spec.type == "TASK_FINAL_STATUS" else coerce(given[name], spec.type)
-                except ValueError as exc:
-                    raise ValueError(f"task {task_id}: input {name}: {exc}") from exc
-            elif spec.has_default:
-                params[name] = coerce(spec.default, spec.type)
-            elif not spec.optional:
-                raise ValueError(f"task {task_id}: required input parameter {name!r} has no value")
-        for name, value in given.items():  # injected inputs (f-string channels) that the spec does not declare
-            params.setdefault(name, value)
-        return params
-
-    def _import(self, executor: ir.Executor, params: Mapping[str, Any], record: runs.TaskRecord) -> Outcome:
-        source = executor.importer_uri
-        assert source is not None and executor.importer_type is not None
-        uri = source.value if source.kind == "constant" else params.get(str(source.value), "")
-        if not uri:
-            return self._finish(record, Outcome("failed", error=f"task {record.task_id}: importer has no artifact URI"))
-        artifact = executor_input.runtime_artifact(
-            "artifact",
-            executor.importer_type.schema_title,
-            executor.importer_type.schema_version or "0.0.1",
-            str(uri),
-            executor.importer_metadata,
-        )
-        return self._finish(record, Outcome("succeeded", artifacts={"artifact": [artifact]}))
-
-    def _finish(self, record: runs.TaskRecord, outcome: Outcome) -> Outcome:
-        record.state = outcome.state
-        record.finished = time.time()
-        record.error = outcome.error
-        record.outputs = {
-            "parameters": outcome.parameters,
-            "artifacts": {
-                k: [{"uri": a["uri"], "type": a.get("type", {}), "metadata": a.get("metadata", {})} for a in v]
-                for k, v in outcome.artifacts.items()
-            },
-        }
-        self.records.save_task(record, outcome.error)
-        return outcome

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import appliance
-from appliance.pipelines import engine, errors, store
+from appliance.pipelines import backend, errors, store
 
 LOG_TAIL_LINES = 20
 START_TIMEOUT = 60.0
@@ -213,12 +213,12 @@ class LocalBackend:
             self._socket_dir = ""
 
     def _attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
-        return self.workdir / run_id / engine._slug(task_id) / f"attempt-{attempt}"
+        return self.workdir / run_id / backend.slug(task_id) / f"attempt-{attempt}"
 
     def outputs_dir(self, run_id: str, task_id: str, attempt: int) -> str:
         return str(self._attempt_dir(run_id, task_id, attempt) / "outputs")
 
-    def run(self, request: engine.TaskRequest) -> engine.TaskResult:
+    def run(self, request: backend.TaskRequest) -> backend.TaskResult:
         directory = self._attempt_dir(request.run_id, request.task_id, request.attempt)
         directory.mkdir(parents=True, exist_ok=True)
         remote = store.is_remote(request.pipeline_root)
@@ -249,7 +249,7 @@ class LocalBackend:
         error = str(result.get("error", "")) if result else ""
         if not result and code == 0:
             code, error = 1, "the launcher wrote no result"
-        return engine.TaskResult(
+        return backend.TaskResult(
             exit_code=code,
             parameters=dict(result.get("parameters", {})) if result else {},  # type: ignore[call-overload]
             artifacts=dict(result.get("artifacts", {})) if result else {},  # type: ignore[call-overload]

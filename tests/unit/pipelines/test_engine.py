@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from appliance import progress
-from appliance.pipelines import engine, errors, ir, runs
+from appliance.pipelines import backend, engine, errors, ir, runs, values
 
 
 def _container(name: str, inputs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -98,15 +98,15 @@ class ScriptedBackend:
     def outputs_dir(self, run_id: str, task_id: str, attempt: int) -> str:
         return f"/nowhere/{run_id}/{task_id}/{attempt}"
 
-    def run(self, request: engine.TaskRequest) -> engine.TaskResult:
+    def run(self, request: backend.TaskRequest) -> backend.TaskResult:
         values = request.executor_input["inputs"].get("parameterValues", {})
         self.calls.append((request.task_id, request.attempt, values))
         codes = self.exit_codes.get(request.task_id, [0])
         code = codes[min(request.attempt, len(codes)) - 1]
         if code:
-            return engine.TaskResult(exit_code=code, log_tail=f"{request.task_id} failed")
+            return backend.TaskResult(exit_code=code, log_tail=f"{request.task_id} failed")
         numbers = [v for v in values.values() if isinstance(v, int)]
-        return engine.TaskResult(exit_code=0, parameters={"Output": (numbers[0] + 1) if numbers else 0})
+        return backend.TaskResult(exit_code=0, parameters={"Output": (numbers[0] + 1) if numbers else 0})
 
 
 def _run(pipeline: ir.Pipeline, backend: ScriptedBackend, store: runs.RunStore, **options: Any) -> engine.RunResult:
@@ -177,11 +177,11 @@ def test_cache_keys_ignore_names_but_not_inputs() -> None:
     a, b = pipeline.component("comp-a"), pipeline.component("comp-b")
     ea, eb = pipeline.executors["exec-a"], pipeline.executors["exec-b"]
     same_spec_b = ir.Component(name="comp-a-2", raw={**a.raw, "executorLabel": "exec-a-2"})
-    assert engine.cache_key(a, ea, {"x": 1}, {}) == engine.cache_key(same_spec_b, ea, {"x": 1}, {})
-    assert engine.cache_key(a, ea, {"x": 1}, {}) != engine.cache_key(a, ea, {"x": 2}, {})
-    assert engine.cache_key(a, ea, {"x": 1}, {}) != engine.cache_key(b, eb, {"x": 1}, {})
+    assert values.cache_key(a, ea, {"x": 1}, {}) == values.cache_key(same_spec_b, ea, {"x": 1}, {})
+    assert values.cache_key(a, ea, {"x": 1}, {}) != values.cache_key(a, ea, {"x": 2}, {})
+    assert values.cache_key(a, ea, {"x": 1}, {}) != values.cache_key(b, eb, {"x": 1}, {})
     art = [{"uri": "s3://b/1", "type": {}}]
-    assert engine.cache_key(a, ea, {}, {"d": art}) != engine.cache_key(a, ea, {}, {"d": [{"uri": "s3://b/2"}]})
+    assert values.cache_key(a, ea, {}, {"d": art}) != values.cache_key(a, ea, {}, {"d": [{"uri": "s3://b/2"}]})
 
 
 def test_run_time_parameters_are_typed_and_checked() -> None:
@@ -211,12 +211,12 @@ def test_run_time_parameters_are_typed_and_checked() -> None:
     ],
 )
 def test_coerce(value: Any, kind: str, expected: Any) -> None:
-    assert engine.coerce(value, kind) == expected
+    assert values.coerce(value, kind) == expected
 
 
 def test_cli_booleans_must_be_true_or_false() -> None:
     with pytest.raises(ValueError, match="is not true or false"):
-        engine.parse_cli_parameter("yes", "BOOLEAN")
+        values.parse_cli_parameter("yes", "BOOLEAN")
 
 
 def test_pipelines_with_input_artifacts_are_refused_before_running() -> None:
