@@ -206,8 +206,9 @@ def read_outputs(
         merged = []
         for i, artifact in enumerate(declared):
             update = reported[i] if i < len(reported) else {}
-            merged.append(
-                {**artifact, "uri": update.get("uri") or artifact["uri"], "metadata": update.get("metadata") or {}}
-            )
+            entry = {**artifact, "uri": update.get("uri") or artifact["uri"], "metadata": update.get("metadata") or {}}
+            if update.get("custom_path"):  # the component wrote the artifact elsewhere (`artifact.path = ...`)
+                entry["custom_path"] = update["custom_path"]
+            merged.append(entry)
         artifacts[name] = merged
     return parameters, artifacts

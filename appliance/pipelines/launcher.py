@@ -154,8 +154,9 @@ def _upload_outputs(
     parameters, artifacts = executor_input.read_outputs(exec_input, spec.get("output_types", {}))
     for name, listed in artifacts.items():
         for artifact in listed:
+            local = artifact.pop("custom_path", "") or path_of(artifact["uri"])
             try:
-                artifact_store.upload(path_of(artifact["uri"]), artifact["uri"])
+                artifact_store.upload(local, artifact["uri"])
             except Exception as exc:
                 raise LauncherError(f"cannot upload output artifact {name} to {artifact['uri']}: {exc}") from exc
     return parameters, artifacts

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -146,7 +147,17 @@ class Store:
     def upload(self, local: str | Path, uri: str) -> int:
         """Upload a file, or every file under a directory, to `uri`; returns the bytes sent."""
         local = Path(local)
-        if not self.remote or not local.exists():
+        if not local.exists():
+            return 0
+        if not is_remote(uri):  # a directory root: the file is already there, unless written elsewhere
+            target = Path(uri)
+            if local.resolve() == target.resolve():
+                return 0
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if local.is_dir():
+                shutil.copytree(local, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(local, target)
             return 0
         bucket, key = split_uri(uri)
         if local.is_file():

@@ -32,6 +32,7 @@ PIPELINES = {  # name → (module, function)
     "trivial": ("trivial", "pipeline"),
     "slow": ("slow", "pipeline"),
     "collections": ("collections_", "pipeline"),
+    "custom-path": ("collections_", "custom_path_pipeline"),
 }
 BUCKET = "pipelines"
 

@@ -245,3 +245,14 @@ def test_nested_loops_collected_artifacts_and_placeholders(run_pipeline: RunPipe
     assert sorted(t.outputs["parameters"]["Output"] for t in run.tasks if t.task_id.startswith("loop-over/")) == [
         "1.10", "1.20", "2.10", "2.20",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["minio", "directory"])
+def test_an_artifact_written_to_a_custom_path_is_uploaded(
+    run_pipeline: RunPipeline, s3: minio.Minio, tmp_path: Path, where: str
+) -> None:
+    """`artifact.path = ...` in a component: kfp reports custom_path; the launcher uploads from there."""
+    root = f"s3://{BUCKET}/custom" if where == "minio" else str(tmp_path / "root")
+    run, _ = run_pipeline("custom-path", root=root)
+    assert run.state == "succeeded", run.error
+    assert by_id(run)["read-one"].outputs["parameters"]["Output"] == "written elsewhere"

@@ -44,3 +44,19 @@ def pipeline(who: str = "you"):
             m = make(i=i, j=j)
     read_all(ds=dsl.Collected(m.outputs["out"]))
     loop_over(ds=dsl.Collected(m.outputs["out"]))
+
+
+@dsl.component
+def custom_path(out: Output[Dataset]):
+    import os
+    import tempfile
+
+    elsewhere = os.path.join(tempfile.mkdtemp(), "data.txt")
+    with open(elsewhere, "w") as f:
+        f.write("written elsewhere")
+    out.path = elsewhere
+
+
+@dsl.pipeline(name="custom-path")
+def custom_path_pipeline():
+    read_one(d=custom_path().outputs["out"])
