@@ -235,6 +235,10 @@ def test_nested_loops_collected_artifacts_and_placeholders(run_pipeline: RunPipe
     tasks = by_id(run)
     assert tasks["echo"].outputs["parameters"]["Output"] == f"hello ana from {run.run_id}"
     assert tasks["echo-2"].outputs["parameters"]["Output"] == "echo-2"
+    # ParallelFor over a list of structs, one at a time, with item fields as inputs and in a condition.
+    described = [t.outputs["parameters"]["Output"] for t in run.tasks if t.task_id.endswith("/describe")]
+    assert sorted(described) == ["b=5", "c=9"]
+    assert sum(1 for t in run.tasks if t.state == "skipped" and "/condition-" in t.task_id) == 1
     made = [t for t in run.tasks if t.task_id.endswith("/make")]
     assert len(made) == 4  # 2 × 2 iterations of the nested loops
     for task in made:

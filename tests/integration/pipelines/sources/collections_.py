@@ -35,8 +35,21 @@ def loop_over(ds: Input[List[Dataset]]) -> List[str]:
     return dsl.Collected(r.output)
 
 
+@dsl.component
+def records() -> list:
+    return [{"label": "a", "size": 1}, {"label": "b", "size": 5}, {"label": "c", "size": 9}]
+
+
+@dsl.component
+def describe(name: str, size: int) -> str:
+    return f"{name}={size}"
+
+
 @dsl.pipeline(name="collections")
 def pipeline(who: str = "you"):
+    with dsl.ParallelFor(records().output, parallelism=1) as rec:
+        with dsl.If(rec.label != "a"):  # struct fields compare as in KFP (a number field with `> 2` fails there too)
+            describe(name=rec.label, size=rec.size)
     echo(text=f"hello {who} from {dsl.PIPELINE_JOB_NAME_PLACEHOLDER}")
     echo(text=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
     with dsl.ParallelFor([1, 2]) as i:
