@@ -221,20 +221,49 @@ def run_task(spec: Mapping[str, Any], *, in_process: bool = False) -> dict[str, 
     return result
 
 
+RESULT_MARKER = "ODH_PIPELINES_RESULT "
+
+
 def write_result(spec: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+    """To `result_file` when the task file names one (local runs); otherwise as the last line of
+    stdout after RESULT_MARKER, where a pod's log carries it back to the pipeline server."""
+    if not spec.get("result_file"):
+        sys.stdout.flush()
+        print(RESULT_MARKER + json.dumps(result), flush=True)
+        return
     path = Path(str(spec["result_file"]))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(path)
 
 
+def read_result(log_text: str) -> dict[str, Any] | None:
+    """The result a launcher printed (see write_result), from its log; None when it printed none."""
+    for line in reversed(log_text.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return dict(json.loads(line[len(RESULT_MARKER) :]))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m appliance.pipelines.launcher TASK.json`; exits with the component's exit code."""
+    """`python -m appliance.pipelines.launcher TASK.json` (or `-`: the task JSON on stdin, or `env:NAME`:
+    in an environment variable, as a pod gets it); exits with the component's exit code."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m appliance.pipelines.launcher TASK.json", file=sys.stderr)
+        print("usage: python -m appliance.pipelines.launcher TASK.json|-|env:NAME", file=sys.stderr)
         return 2
-    spec = json.loads(Path(args[0]).read_text())
+    source = args[0]
+    if source == "-":
+        text = sys.stdin.read()
+    elif source.startswith("env:"):
+        text = os.environ.get(source[4:], "")
+    else:
+        text = Path(source).read_text()
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        print(f"launcher: the task ({source}) is not JSON: {exc}", file=sys.stderr)
+        return 2
     result = run_task(spec)
     write_result(spec, result)
     return int(result["exit_code"])
