@@ -107,6 +107,7 @@ class LocalBackend:
         self._running: set[int] = set()  # process groups of running tasks, stopped by close()
         self._running_lock = threading.Lock()
         self._socket_dir = ""
+        self._server_log = self.workdir / f"forkserver-{os.getpid()}.log"  # one per run: errors quote it
         package = Path(appliance.__file__).resolve().parent
         # One directory per installed copy of our package (checkouts may share a data directory).
         self._package = package
@@ -143,7 +144,7 @@ class LocalBackend:
             return
         self._socket_dir = tempfile.mkdtemp(prefix="odh-pipelines-")
         sock = os.path.join(self._socket_dir, "fork.sock")
-        log = (self.workdir / "forkserver.log").open("ab")
+        log = self._server_log.open("wb")
         self._server = subprocess.Popen(
             [
                 self.settings.python,
@@ -176,7 +177,7 @@ class LocalBackend:
                     return
             if self._server.poll() is not None:
                 break
-        detail = log_tail(self.workdir / "forkserver.log", 3) or "no output"
+        detail = log_tail(self._server_log, 3) or "no output"
         self.close()
         raise errors.RuntimeUnavailable(
             f"the task fork server of {self.settings.python} did not start: {detail}", hint=RUNTIME_HINT
@@ -206,6 +207,9 @@ class LocalBackend:
                 self._server.stdout.close()
             self._server = None
             self._ready = False
+            with contextlib.suppress(OSError):
+                if self._server_log.stat().st_size == 0:  # keep it only when it says something
+                    self._server_log.unlink()
         if self._socket_dir:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self._socket_dir, "fork.sock"))
