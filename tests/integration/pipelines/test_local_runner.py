@@ -82,6 +82,8 @@ def test_parameters_nested_pipeline_importer_and_oneof(
     assert matrix["rows"] == [{"row": [2, 0]}, {"row": [1, 3]}]
     # The importer passes the URI; the consumer downloads it.
     assert tasks["read-imported"].outputs["parameters"]["Output"] == f"imported@s3://{BUCKET}/inputs/in.txt"
+    # set_env_variable reaches the component; resource limits are ignored locally.
+    assert tasks["from-env"].outputs["parameters"]["Output"] == "hola"
     # A directory artifact goes up file by file and comes down as a directory.
     assert tasks["list-dir"].outputs["parameters"]["Output"] == [
         "config.json", "weights/w0.txt", "weights/w1.txt", "weights/w2.txt", "weights/w3.txt", "weights/w4.txt",
@@ -93,9 +95,14 @@ def test_parameters_nested_pipeline_importer_and_oneof(
     assert sorted(looped) == ["3", "4"]
     # dsl.OneOf picks the branch that ran; the pipeline's own output.
     assert run.outputs == {"Output": "H"}
-    run_tails, _ = run_pipeline("params", parameters={**params, "flip": "tails"})
+    # The same pipeline with a launcher process per task (no fork server), taking the other branch.
+    run_tails, _ = run_pipeline("params", parameters={**params, "flip": "tails"}, fork_server=False, enable_cache=False)
     assert run_tails.state == "succeeded", run_tails.error
     assert run_tails.outputs == {"Output": "T"}
+    tails = by_id(run_tails)
+    assert tails["from-env"].outputs["parameters"]["Output"] == "hola"
+    assert tails["read"].outputs["parameters"]["Output"] == "hello!x3"
+    assert len(tails["list-dir"].outputs["parameters"]["Output"]) == 6
 
 
 def test_a_failing_task_fails_the_run_and_the_exit_handler_still_runs(

@@ -72,6 +72,13 @@ def list_dir(model: Input[Model]) -> list:
 
 
 @dsl.component
+def from_env() -> str:
+    import os
+
+    return os.environ["GREETING"]
+
+
+@dsl.component
 def read_imported(data: Input[Dataset]) -> str:
     return open(data.path).read() + "@" + data.uri
 
@@ -98,6 +105,7 @@ def pipeline(
     picked = echo(text=dsl.OneOf(heads.output, tails.output))
     imported = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset)
     read_imported(data=imported.output)
+    from_env().set_env_variable("GREETING", "hola").set_cpu_limit("1").set_memory_limit("1G")
     saved = save_dir(n=i)
     list_dir(model=saved.outputs["model"])
     with dsl.ParallelFor(xs) as x:
