@@ -211,9 +211,7 @@ class LocalBackend:
                 if self._server_log.stat().st_size == 0:  # keep it only when it says something
                     self._server_log.unlink()
         if self._socket_dir:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self._socket_dir, "fork.sock"))
-                os.rmdir(self._socket_dir)
+            shutil.rmtree(self._socket_dir, ignore_errors=True)  # the socket, if the server got that far
             self._socket_dir = ""
 
     def _attempt_dir(self, run_id: str, task_id: str, attempt: int) -> Path:
