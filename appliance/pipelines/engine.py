@@ -305,13 +305,14 @@ class Engine:
         results: list[tasks.Outcome | None] = [None] * len(items)
         cursor = [0]
         take = threading.Lock()
+        stop = threading.Event()  # an iteration failed: start no more (KFP's fail-fast)
 
         def worker() -> None:  # `parallelismLimit` workers (or up to MAX_LOOP_WORKERS) take items in order
             while True:
                 with take:
                     index = cursor[0]
                     cursor[0] += 1
-                if index >= len(items):
+                if index >= len(items) or stop.is_set():
                     return
                 item = items[index]
                 if iterator.over_artifacts:
@@ -319,9 +320,12 @@ class Engine:
                 else:
                     it_inputs = tasks.Inputs({**inputs.parameters, iterator.item_input: item}, dict(inputs.artifacts))
                 try:
-                    results[index] = self._run_dag(body, it_inputs, f"{task_id}.{index}")
+                    outcome = self._run_dag(body, it_inputs, f"{task_id}.{index}")
                 except Exception as exc:
-                    results[index] = tasks.Outcome("failed", error=f"engine error in {task_id}.{index}: {exc}")
+                    outcome = tasks.Outcome("failed", error=f"engine error in {task_id}.{index}: {exc}")
+                results[index] = outcome
+                if not outcome.ok:
+                    stop.set()
 
         workers = min(len(items), iterator.parallelism or MAX_LOOP_WORKERS)
         threads = [threading.Thread(target=worker, name=f"{task_id} worker {i}", daemon=True) for i in range(workers)]
@@ -329,10 +333,12 @@ class Engine:
             thread.start()
         for thread in threads:
             thread.join()
-        done = [r if r is not None else tasks.Outcome("failed", error="iteration did not finish") for r in results]
-        failed = [r for r in done if not r.ok]
+        failed = [r for r in results if r is not None and not r.ok]
         if failed:
             return tasks.Outcome("failed", error=failed[0].error)
+        done = [r for r in results if r is not None]
+        if len(done) != len(items):
+            return tasks.Outcome("failed", error=f"task {task_id}: {len(items) - len(done)} iterations did not finish")
         collected = tasks.Outcome("succeeded")
         assert body.dag is not None
         for name in body.dag.output_parameters:

@@ -233,3 +233,74 @@ def test_pipelines_with_input_artifacts_are_refused_before_running() -> None:
     with pytest.raises(errors.InvalidParameter, match=r"takes input artifacts \(data\): not supported yet"):
         eng.run({})
     assert backend.calls == []
+
+
+def _loop_pipeline(parallelism: int) -> ir.Pipeline:
+    """root: a ParallelFor over [1, 2, 3] whose body runs `a` on the item; the root outputs the list."""
+    body_task = {
+        "componentRef": {"name": "comp-a"},
+        "inputs": {"parameters": {"x": {"componentInputParameter": "item"}}},
+        "cachingOptions": {},
+        "taskInfo": {"name": "a"},
+    }
+    return ir.parse(
+        {
+            "schemaVersion": "2.1.0",
+            "pipelineInfo": {"name": "loop"},
+            "components": {
+                "comp-a": _container("a", {"x": "NUMBER_INTEGER"}),
+                "comp-for-loop": {
+                    "dag": {
+                        "tasks": {"a": body_task},
+                        "outputs": {
+                            "parameters": {
+                                "xs": {"valueFromParameter": {"producerSubtask": "a", "outputParameterKey": "Output"}}
+                            }
+                        },
+                    },
+                    "inputDefinitions": {"parameters": {"item": {"parameterType": "NUMBER_INTEGER"}}},
+                    "outputDefinitions": {"parameters": {"xs": {"parameterType": "LIST"}}},
+                },
+            },
+            "deploymentSpec": {"executors": {"exec-a": {"container": {"image": "x", "command": ["true"]}}}},
+            "root": {
+                "dag": {
+                    "tasks": {
+                        "loop": {
+                            "componentRef": {"name": "comp-for-loop"},
+                            "parameterIterator": {"itemInput": "item", "items": {"raw": "[1, 2, 3]"}},
+                            "iteratorPolicy": {"parallelismLimit": parallelism},
+                            "taskInfo": {"name": "loop"},
+                        }
+                    },
+                    "outputs": {
+                        "parameters": {
+                            "Output": {"valueFromParameter": {"producerSubtask": "loop", "outputParameterKey": "xs"}}
+                        }
+                    },
+                },
+                "outputDefinitions": {"parameters": {"Output": {"parameterType": "LIST"}}},
+            },
+        }
+    )
+
+
+def test_a_loop_collects_outputs_in_item_order() -> None:
+    backend = ScriptedBackend()
+    eng = engine.Engine(
+        _loop_pipeline(0), backend, runs.RunStore(":memory:"), progress.Progress(), engine.Options("/r")
+    )
+    result = eng.run({})
+    assert result.state == "succeeded"
+    assert result.outputs == {"Output": [2, 3, 4]}
+    assert sorted(task for task, _, _ in backend.calls) == ["loop.0/a", "loop.1/a", "loop.2/a"]
+
+
+def test_a_failed_iteration_stops_the_loop_from_starting_more() -> None:
+    backend = ScriptedBackend({"loop.0/a": [4]})
+    eng = engine.Engine(
+        _loop_pipeline(1), backend, runs.RunStore(":memory:"), progress.Progress(), engine.Options("/r")
+    )
+    result = eng.run({})
+    assert result.state == "failed" and "exit code 4" in result.error
+    assert [task for task, _, _ in backend.calls] == ["loop.0/a"]  # parallelism 1: nothing else started
