@@ -16,14 +16,16 @@ from rich.table import Table
 from rich.text import Text
 
 from appliance import api, progress
+from appliance.cli import render
 from appliance.cli.state import State, pass_state
 
-STATE_STYLE = {
-    "succeeded": ("✓", "green"),
-    "cached": ("✓", "green"),
-    "failed": ("✗", "red"),
-    "skipped": ("-", "dim"),
-    "running": ("•", "cyan"),
+# A task's state (runs.TaskRecord.state) as the step state whose mark and colour every front end shows.
+TASK_STEP_STATE = {
+    "succeeded": "done",
+    "cached": "done",
+    "failed": "failed",
+    "skipped": "skipped",
+    "running": "running",
 }
 
 
@@ -35,13 +37,12 @@ class TaskPrinter:
 
     def __call__(self, event: progress.StepEvent) -> None:
         if event.kind == "start":
-            self.console.print(Text(f"• {event.title} running", style="cyan"), highlight=False)
+            mark, style = render.STEP_MARK["running"]
+            self.console.print(Text(f"{mark} {event.title} running", style=style), highlight=False)
         elif event.kind == "update" and event.message:
             self.console.print(Text(f"↻ {event.title}: {event.message}", style="yellow"), highlight=False)
         elif event.kind == "end":
-            mark, style = {"done": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("-", "dim")}.get(
-                event.state, ("•", "cyan")
-            )
+            mark, style = render.STEP_MARK[event.state]
             word = {"done": "succeeded"}.get(event.state, event.state)
             line = Text(f"{mark} {event.title} {word}", style=style) + Text(f" ({event.elapsed:.2f}s)", style="dim")
             if event.message:
@@ -67,7 +68,7 @@ def _summary(run: api.PipelineRun) -> Table:
     for task in run.tasks:
         if task.kind not in ("container", "importer") and task.state != "skipped":
             continue
-        mark, style = STATE_STYLE.get(task.state, ("•", ""))
+        mark, style = render.STEP_MARK[TASK_STEP_STATE.get(task.state, "running")]
         table.add_row(
             task.task_id,
             Text(f"{mark} {task.state}", style=style),
