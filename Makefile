@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: doctor up test lint unit integration e2e clean
+.PHONY: doctor up test lint unit integration e2e clean pipelines-runtime
 
 # Create or update the virtualenv when pyproject.toml changes; the package is installed editable.
 $(STAMP): pyproject.toml
@@ -14,6 +14,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The Python that runs pipeline tasks (kfp + minio): its own virtualenv, because every kfp 2.x pins
+# kubernetes<31 and we pin 34.1.0 (see appliance/pipelines/task-requirements.txt).
+KFP_VENV  ?= .venv-kfp
+KFP_STAMP := $(KFP_VENV)/.installed
+$(KFP_STAMP): appliance/pipelines/task-requirements.txt
+	test -x $(KFP_VENV)/bin/python || $(PYTHON) -m venv $(KFP_VENV)
+	$(KFP_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KFP_VENV)/bin/python -m pip install --quiet -r appliance/pipelines/task-requirements.txt
+	touch $(KFP_STAMP)
+
+pipelines-runtime: $(KFP_STAMP)
 
 # Install into .venv and check that this host can run the appliance (the bring-up entry point
 # until `appliance up` lands).
@@ -29,11 +41,11 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(KFP_STAMP)
 	$(BIN)/pytest tests/integration
 
 # Lint, then unit + integration tests. pytest exits 5 when it collects nothing, which fails the build.
-test: lint
+test: lint $(KFP_STAMP)
 	$(BIN)/pytest tests/unit tests/integration
 
 # Bring the cluster up: builds the kind node image from source the first time (cached afterwards).
@@ -46,4 +58,4 @@ e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(KFP_VENV) .mypy_cache .ruff_cache .pytest_cache

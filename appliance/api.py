@@ -604,3 +604,120 @@ def model_deployments(loaded: config.Loaded) -> list[deployment_action.Deploymen
 
 def model_undeploy(loaded: config.Loaded, namespace: str, name: str) -> None:
     deployment_action.delete(_cluster(loaded), namespace, name)
+
+
+# --- pipelines (issue #7): appliance.pipelines — the KFP v2 engine and its local runner -------------
+# Imported inside the functions: `appliance --help` must not pay for them, and this section stays
+# self-contained for the pipeline server that comes later.
+
+
+@dataclass(frozen=True)
+class PipelineTask:
+    """One task of a run, as front ends show it."""
+
+    task_id: str
+    kind: str
+    state: str
+    attempts: int
+    exit_code: int | None
+    started: float | None  # epoch seconds
+    finished: float | None
+    seconds: float | None
+    error: str
+    log_path: str
+    log_tail: str
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    run_id: str
+    pipeline: str
+    state: str  # succeeded | failed
+    outputs: dict[str, Any]
+    tasks: list[PipelineTask]
+    error: str
+    pipeline_root: str
+    database: str
+    seconds: float
+
+    @property
+    def failed(self) -> list[PipelineTask]:
+        return [t for t in self.tasks if t.state == "failed" and t.kind in ("container", "importer")] or [
+            t for t in self.tasks if t.state == "failed"
+        ]
+
+
+def pipelines_home(loaded: config.Loaded) -> Path:
+    """Where local pipeline runs keep their history (runs.db), scratch files and default artifact root."""
+    return loaded.paths.data_dir / "pipelines"
+
+
+def pipelines_run_local(
+    loaded: config.Loaded,
+    path: str | Path,
+    prog: progress.Progress,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    pipeline_root: str | None = None,
+    enable_cache: bool = True,
+    python: str | None = None,
+    fork_server: bool = True,
+    allow_pip: bool = False,
+    max_parallel: int = 4,
+    task_timeout: float = 3600.0,
+    database: str | Path | None = None,
+    workdir: str | Path | None = None,
+) -> PipelineRun:
+    """Run a compiled KFP pipeline (IR YAML/JSON) on this machine; every task is a local process.
+
+    pipeline_root: `s3://bucket/prefix` or `minio://bucket/prefix` (credentials from AWS_* variables,
+    as in an ODH data connection) or a directory [default: <data dir>/pipelines/artifacts]. A failed
+    run is returned (state "failed"), not raised: the caller shows the failing task and its log.
+    """
+    import time as time_mod  # noqa: PLC0415
+
+    from appliance.pipelines import engine, ir, local, runs, store  # noqa: PLC0415
+
+    started = time_mod.monotonic()
+    if max_parallel < 1:
+        raise errors.UsageError(f"--max-parallel must be at least 1, not {max_parallel}")
+    pipeline = ir.load(path)
+    home = pipelines_home(loaded)
+    artifact_store = store.Store(pipeline_root or pipeline.default_pipeline_root or str(home / "artifacts"))
+    settings = local.LocalSettings(
+        python=local.find_task_python(python),
+        workdir=Path(workdir) if workdir else home / "work",
+        pipeline_root=artifact_store.root,
+        fork_server=fork_server,
+        allow_pip=allow_pip,
+        task_timeout=task_timeout,
+    )
+    backend = local.LocalBackend(settings)
+    backend.start()  # the fork server imports kfp while we check the store and open the history
+    try:
+        artifact_store.ensure_bucket()
+        records = runs.RunStore(database or home / "runs.db")
+        try:
+            backend.wait_ready()
+            options = engine.Options(
+                pipeline_root=artifact_store.root, enable_cache=enable_cache, max_parallel=max_parallel
+            )
+            result = engine.Engine(pipeline, backend, records, prog, options).run(dict(parameters or {}))
+        finally:
+            records.close()
+    finally:
+        backend.close()
+    fields = [f.name for f in dataclasses.fields(PipelineTask)]
+    tasks = [PipelineTask(**{name: getattr(t, name) for name in fields}) for t in result.tasks]
+    return PipelineRun(
+        run_id=result.run_id,
+        pipeline=pipeline.name,
+        state=result.state,
+        outputs=result.outputs,
+        tasks=tasks,
+        error=result.error,
+        pipeline_root=artifact_store.root,
+        database=str(database or home / "runs.db"),
+        seconds=time_mod.monotonic() - started,
+    )

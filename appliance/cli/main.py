@@ -17,6 +17,7 @@ from appliance import api, errors
 from appliance.cli import bundle as bundle_cli
 from appliance.cli import cluster as cluster_cli
 from appliance.cli import images as images_cli
+from appliance.cli import pipelines as pipelines_cli
 from appliance.cli import render, report, serve
 from appliance.cli import tui as tui_cli
 from appliance.cli.state import State, pass_state
@@ -132,6 +133,7 @@ cli.add_command(cluster_cli.down)
 cli.add_command(cluster_cli.status)
 cli.add_command(cluster_cli.credentials)
 cli.add_command(tui_cli.tui)
+cli.add_command(pipelines_cli.pipelines)
 
 
 def main(argv: list[str] | None = None) -> None:

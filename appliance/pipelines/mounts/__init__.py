@@ -1,0 +1,1 @@
+"""A `sitecustomize` that the launcher puts on PYTHONPATH of task subprocesses (see `sitecustomize`)."""
