@@ -94,6 +94,7 @@ class ModelsScreen(ResourceScreen):
         self.stored: dict[str, api.StorageObject] = {}
         self.form_inputs: list[Input] = []  # the try-it fields of the current model, in input order
         self.form_generation = 0  # field ids are unique per form, so a rebuild never clashes with the old one
+        self.focus_form = False  # set when a person picks a model: its form gets the cursor once built
         self.deployments: dict[str, api.Deployment] = {}  # by storage URI
         self.watching: set[tuple[str, str]] = set()  # deployed from here, not Ready yet
 
@@ -178,15 +179,17 @@ class ModelsScreen(ResourceScreen):
         form.mount_all(fields)
         self.query_one("#send", Button).disabled = False
         self.query_one("#outputs", Static).update("")
+        if self.focus_form and self.form_inputs:  # the person picked this model: the cursor goes to its form
+            self.focus_form = False
+            self.call_after_refresh(self.form_inputs[0].focus)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
         if key is None:
             return
         if event.data_table.id == "models":
+            self.focus_form = True  # the form is built when the metadata arrives (build_form focuses it)
             self.choose(str(key))
-            if self.form_inputs:
-                self.form_inputs[0].focus()
         elif event.data_table.id == "stored":
             self.serve_stored(str(key))
 
