@@ -153,13 +153,16 @@ class DataPlane:
         self.repository.unload(name)
 
     # inference
+    async def run(self, m: model.OnnxModel, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        """Run validated feeds: inline when the model is fast, else in a thread."""
+        if m.mean_run_seconds < INLINE_RUN_SECONDS:
+            return m.run(feeds, names)
+        return await asyncio.get_running_loop().run_in_executor(None, m.run, feeds, names)
+
     async def infer(self, m: model.OnnxModel, request: InferRequest) -> InferResponse:
         feeds = validate(m, request.inputs)
         names, binary = choose_outputs(m, request)
-        if m.mean_run_seconds < INLINE_RUN_SECONDS:
-            results = m.run(feeds, names)
-        else:
-            results = await asyncio.get_running_loop().run_in_executor(None, m.run, feeds, names)
+        results = await self.run(m, feeds, names)
         specs = m.output_by_name
         outputs = [
             OutputTensor(name, specs[name].datatype, arr.shape, arr, bin_)

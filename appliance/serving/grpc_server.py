@@ -9,19 +9,22 @@ leave as `raw_output_contents`, which every OIP client reads. Errors become a gR
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from grpc import aio
 
-from appliance.serving import dataplane, datatypes, errors, tensors
+from appliance.serving import dataplane, datatypes, errors, model, tensors
 from appliance.serving.proto import grpc_predict_v2_pb2 as pb
 from appliance.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 log = logging.getLogger("appliance.serving.grpc")
 T = TypeVar("T")
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def decode_request(request: pb.ModelInferRequest, max_elements: int) -> dataplane.InferRequest:
@@ -46,6 +49,64 @@ def decode_request(request: pb.ModelInferRequest, max_elements: int) -> dataplan
         inputs.append(dataplane.InputTensor(tensor.name, dt, shape, array))
     outputs = [dataplane.OutputRequest(o.name) for o in request.outputs] or None
     return dataplane.InferRequest(inputs, outputs, request.id or None)
+
+
+def raw_feeds(
+    plan: dict[str, tuple[str, int, tuple[tuple[int, int], ...], np.dtype]],
+    request: pb.ModelInferRequest,
+    max_elements: int,
+) -> dict[str, np.ndarray] | None:
+    """The fast path for the commonest request: the model's float inputs, each once, as raw contents.
+
+    Returns the feeds for `OnnxModel.run` only when `decode_request` followed by `dataplane.validate`
+    would accept the request and build the same arrays (every check of both, against the model's
+    `float_inputs` plan, reading each protobuf field once); anything else, typed contents and
+    requested outputs included, returns None and goes the general way, which answers with the
+    precise error. Big-endian hosts always go the general way (raw contents are little-endian)."""
+    if not _LITTLE_ENDIAN or request.outputs:
+        return None
+    inputs, raw = request.inputs, request.raw_input_contents
+    if len(inputs) != len(plan) or len(raw) != len(plan):
+        return None
+    feeds: dict[str, np.ndarray] = {}
+    for tensor, data in zip(inputs, raw, strict=True):
+        name = tensor.name
+        expected = plan.get(name)
+        if expected is None or name in feeds:
+            return None
+        datatype, rank, fixed, dtype = expected
+        shape = list(tensor.shape)
+        if tensor.datatype != datatype or len(shape) != rank or rank > tensors.MAX_RANK:
+            return None
+        count = 1
+        for d in shape:
+            if d < 0:
+                return None
+            count *= d
+        if count > max_elements:
+            return None
+        for axis, size in fixed:
+            if shape[axis] != size:
+                return None
+        if len(data) != count * dtype.itemsize:
+            return None
+        feeds[name] = np.frombuffer(data, dtype).reshape(shape)
+    return feeds
+
+
+def raw_response(m: model.OnnxModel, request_id: str, results: list[np.ndarray]) -> pb.ModelInferResponse:
+    """What `encode_response` builds for every output of `m` (the fast path's reply; little-endian hosts)."""
+    tensor = pb.ModelInferResponse.InferOutputTensor
+    return pb.ModelInferResponse(
+        model_name=m.name,
+        model_version=m.version,
+        id=request_id,
+        outputs=[
+            tensor(name=name, datatype=datatype, shape=array.shape)
+            for name, datatype, array in zip(m.output_names, m.output_datatypes, results, strict=True)
+        ],
+        raw_output_contents=[array.tobytes() for array in results],
+    )
 
 
 def encode_response(response: dataplane.InferResponse) -> pb.ModelInferResponse:
@@ -126,6 +187,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         async def fn() -> pb.ModelInferResponse:
             m = self.plane.get_model(request.model_name, request.model_version)
+            plan = m.float_inputs
+            feeds = None if plan is None else raw_feeds(plan, request, self.plane.max_elements)
+            if feeds is not None:
+                return raw_response(m, request.id, await self.plane.run(m, feeds, m.output_names))
             decoded = decode_request(request, self.plane.max_elements)
             return encode_response(await self.plane.infer(m, decoded))
 

@@ -97,6 +97,16 @@ class OnnxModel:
         self.input_by_name = {s.name: s for s in self.inputs}
         self.output_by_name = {s.name: s for s in self.outputs}
         self.output_names = [s.name for s in self.outputs]
+        # For `rest`'s fast path: each input's OIP datatype name, rank, fixed dimensions and numpy
+        # dtype, when every input is a float tensor and every output numeric (else None: no fast path).
+        self.float_inputs: dict[str, tuple[str, int, tuple[tuple[int, int], ...], np.dtype]] | None = None
+        if all(s.datatype.dtype.kind == "f" for s in self.inputs) and all(
+            s.datatype.name != "BYTES" for s in self.outputs
+        ):
+            self.float_inputs = {
+                s.name: (s.datatype.name, len(s.shape), s.fixed, s.datatype.dtype) for s in self.inputs
+            }
+        self.output_datatypes = [s.datatype.name for s in self.outputs]
         # InferenceSession.run re-checks the input names (`dataplane.validate` already did) before it
         # calls the binding; call the binding directly when this onnxruntime has it (1.31: it does).
         binding = getattr(session, "_sess", None)
