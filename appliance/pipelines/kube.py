@@ -10,13 +10,16 @@ conditions stay in the engine.
 The pod (`pod_manifest`, a pure function the unit tests check):
 - the task JSON travels in the environment variable `ODH_PIPELINES_TASK` and the container runs
   `python -m appliance.pipelines env:ODH_PIPELINES_TASK`;
-- image rule (`choose_image`): an image present on the node keeps running; anything else (the
-  `python:3.x` of a lightweight component, which cannot be pulled on a disconnected site) runs on
-  the pipeline-runner image, whose task Python carries kfp (`task-requirements.txt`), so kfp's
-  `pip install` preamble is dropped, and a component needing other packages fails with the
-  launcher's clear message. A component image that is kept gets the launcher from an init container
-  (the runner image copies our task-side package into an emptyDir on PYTHONPATH); it needs `python3`
-  and, for an S3 pipeline root, the `minio` package;
+- image rule (`choose_image`): a task runs on its component's image when the node has it; anything
+  else (the `python:3.x` of a lightweight component, which cannot be pulled on a disconnected site)
+  runs on the pipeline-runner image, whose task Python carries kfp (`task-requirements.txt`), so
+  kfp's `pip install` preamble is dropped, and a component needing other packages fails with the
+  launcher's clear message. The node is asked by trying: a component image runs with
+  `imagePullPolicy: Never`; `ErrImageNeverPull` marks it missing (remembered by the backend) and the
+  attempt starts again at once on the runner image — no node-listing rights needed, nothing pulled.
+  A component image that is kept gets the launcher from an init container (the runner image copies
+  our task-side package into an emptyDir on PYTHONPATH); it needs `python3` and, for an S3 pipeline
+  root, the `minio` package;
 - KFP's local artifact paths (`/minio/…`, `/s3/…`, `/gcs/…`) and `/tmp` are emptyDirs, so the pod
   runs as any user; the object-store credentials come from the data connection Secret (`envFrom`);
 - labels `pipelines.opendatahub.io/run` (a hash of the run id) and `app.kubernetes.io/managed-by:
@@ -72,9 +75,9 @@ def normalize_image(image: str) -> str:
     return name
 
 
-def choose_image(image: str, node_images: Iterable[str], runner_image: str) -> str:
-    """The image a task runs on: its own when the node has it, else the pipeline-runner image."""
-    if image and normalize_image(image) in {normalize_image(i) for i in node_images}:
+def choose_image(image: str, missing: Iterable[str], runner_image: str) -> str:
+    """The image a task runs on: its own unless it is known to be missing on the node, else the runner's."""
+    if image and normalize_image(image) not in {normalize_image(i) for i in missing}:
         return image
     return runner_image
 
@@ -156,7 +159,7 @@ def pod_manifest(request: backend.TaskRequest, settings: KubeSettings, image: st
     container: dict[str, Any] = {
         "name": "main",
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "IfNotPresent" if on_runner else "Never",  # the node's images only: tried, never pulled
         "command": [python, "-m", "appliance.pipelines", f"env:{TASK_ENV}"],
         "env": env,
         "volumeMounts": scratch,
@@ -239,15 +242,6 @@ def split_log(text: str, lines: int = LOG_TAIL_LINES) -> tuple[dict[str, Any] | 
     return result, "\n".join(kept[-lines:])
 
 
-def node_images(core: Any) -> set[str]:
-    """Every image name the cluster's nodes hold (containerd lists each tag and digest)."""
-    names: set[str] = set()
-    for node in core.list_node().items:
-        for image in node.status.images or []:
-            names.update(image.names or [])
-    return names
-
-
 def api_client() -> Any:
     """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
     from kubernetes import client, config  # noqa: PLC0415
@@ -269,18 +263,11 @@ class KubeBackend:
         self.api = api or api_client()
         self.core = client.CoreV1Api(self.api)
         self._clock = clock
-        self._images: set[str] = set()
-        self._images_at = -1e9
+        self.missing: set[str] = set()  # component images the node does not have (learnt by trying)
         self._lock = threading.Lock()
 
     def outputs_dir(self, run_id: str, task_id: str, attempt: int) -> str:
         return OUTPUTS_DIR
-
-    def _node_images(self) -> set[str]:
-        with self._lock:
-            if self._clock() - self._images_at > 30:
-                self._images, self._images_at = node_images(self.core), self._clock()
-            return self._images
 
     def log_file(self, run_id: str, task_id: str, attempt: int) -> Path:
         return self.settings.log_dir / backend.slug(run_id) / backend.slug(task_id) / f"attempt-{attempt}.log"
@@ -288,14 +275,13 @@ class KubeBackend:
     def run(self, request: backend.TaskRequest) -> backend.TaskResult:
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
-        image = choose_image(request.executor.image, self._node_images(), self.settings.runner_image)
+        with self._lock:
+            image = choose_image(request.executor.image, self.missing, self.settings.runner_image)
         manifest = pod_manifest(request, self.settings, image)
         name, namespace = manifest["metadata"]["name"], self.settings.namespace
         log_path = self.log_file(request.run_id, request.task_id, request.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(ApiException):  # a pod left by a server that died mid-attempt
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-            self._wait_gone(name)
+        self._delete(name)  # a pod left by a server that died mid-attempt
         try:
             self.core.create_namespaced_pod(namespace, manifest)
         except ApiException as exc:
@@ -306,6 +292,11 @@ class KubeBackend:
             )
         try:
             end = self._wait(name)
+            if image != self.settings.runner_image and end.reason.startswith("ErrImageNeverPull"):
+                with self._lock:  # not on the node: this and later tasks of that image use the runner image
+                    self.missing.add(image)
+                self._delete(name)
+                return self.run(request)
             text = self._log(name) if end.reason != "deadline" else ""
             log_path.write_text(text)
             result, tail = split_log(text)
@@ -352,7 +343,16 @@ class KubeBackend:
             time.sleep(POLL_SECONDS)
         return PodEnd(launcher.TIMEOUT_EXIT_CODE, "deadline")
 
-    def _wait_gone(self, name: str) -> None:
+    def _delete(self, name: str) -> None:
+        """Delete the pod if it exists and wait until it is gone (its name is reused by the next try)."""
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            self.core.delete_namespaced_pod(name, self.settings.namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
         deadline = self._clock() + 60
         while self._clock() < deadline and self._read(name) is not None:
             time.sleep(POLL_SECONDS)
