@@ -16,7 +16,7 @@ from typing import Any
 from appliance import errors, k8s
 from appliance.actions.context import Context
 from appliance.images import catalog, engine
-from appliance.operator import components, crds, gateway, inference, initialization, install, minio
+from appliance.operator import components, crds, gateway, inference, initialization, install, minio, pipelineserver
 
 CRD_TIMEOUT = 60.0
 OPERATOR_TIMEOUT = 180.0
@@ -96,9 +96,14 @@ def install_operator(ctx: Context) -> None:
             model_server_image = image_ref(ctx, "model-server")
         except errors.ApplianceError:  # serving then reports the missing image in KserveReady
             model_server_image = inference.DEFAULT_IMAGE
+        try:
+            runner_image = image_ref(ctx, "pipeline-runner")
+        except errors.ApplianceError:  # the pipeline server's pod then reports the missing image
+            runner_image = pipelineserver.DEFAULT_IMAGE
         ctx.cluster().apply(
             install.operator_manifests(operator_image, minio_image, model_server_image,
-                                       gateway_image=image_ref(ctx, "gateway"), gateway_url=gateway_url(ctx))
+                                       gateway_image=image_ref(ctx, "gateway"), gateway_url=gateway_url(ctx),
+                                       pipeline_runner_image=runner_image)
         )  # fmt: skip
         step.update(operator_image)
 

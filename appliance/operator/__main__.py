@@ -20,6 +20,7 @@ from appliance.operator import gateway_handlers as _gateway  # noqa: F401 - regi
 from appliance.operator import handlers, install
 from appliance.operator import inference_handlers as _serving  # noqa: F401 - registers on import
 from appliance.operator import notebook_handlers as _workbenches  # noqa: F401 - registers on import
+from appliance.operator import pipelineserver_handlers as _pipelines  # noqa: F401 - registers on import
 
 
 def main(argv: list[str] | None = None) -> None:

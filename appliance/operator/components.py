@@ -38,7 +38,7 @@ COMPONENTS: dict[str, str] = {
 MANAGEMENT_STATES = ("Managed", "Removed", "Unmanaged")
 # Components this appliance implements, filled in as each lands (workbenches, kserve, ...). For a
 # component in here, `Health` from the handler decides its condition.
-IMPLEMENTED: frozenset[str] = frozenset({"workbenches", "kserve"})
+IMPLEMENTED: frozenset[str] = frozenset({"workbenches", "kserve", "datasciencepipelines"})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ real gateway image. One host port (`ports.http`, NodePort 30080) carries everyth
   off). The gateway demands `Authorization: Bearer <token>`, the token from the Secret
   `<name>-inference-token` the operator made (DESIGN.md §7), unless the InferenceService is annotated
   `security.opendatahub.io/enable-auth: "false"`.
+- `/ds-pipeline/...` → the pipeline server (`pipelineserver`, `/apis/v1/...` with the prefix taken
+  off), when `datasciencepipelines` is Managed and its token Secret exists; Bearer token required
+  (the server checks it too). Not `/pipelines/`: `pipelines` is a default bucket, and S3 requests
+  for it arrive path-style on the same port.
 - `/minio/ui/` → the MinIO console; everything else → the MinIO S3 API (path-style, the layout
   MinIO documents for one host name), so boto3, s3fs and the minio client work against the port.
 
@@ -27,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.operator import inference, minio
+from appliance.operator import inference, minio, pipelineserver
 
 NAME = "odh-gateway"
 CONFIG_SECRET = "odh-gateway-config"
@@ -85,9 +89,13 @@ class Routes:
     minio_namespace: str
     notebooks: tuple[NotebookRoute, ...] = ()
     models: tuple[ModelRoute, ...] = ()
+    pipelines_token: str | None = None  # the pipeline server's token; None: no /ds-pipeline/ route
 
 
-# (kind, namespace, name, port) → "host:port" of an upstream; kind is "notebook", "model" or "minio".
+PIPELINES_PATH = "/ds-pipeline/"  # not /pipelines/: that is a default bucket, reached path-style through "/"
+
+
+# (kind, namespace, name, port) → "host:port" of an upstream; kind is "notebook", "model", "minio" or "pipelines".
 Address = Callable[[str, str, str, int], str]
 
 
@@ -113,6 +121,7 @@ def routes(
     notebooks: Iterable[Mapping[str, Any]],
     isvcs: Iterable[Mapping[str, Any]],
     tokens: Mapping[tuple[str, str], str],
+    pipelines_token: str | None = None,
 ) -> Routes:
     """The routes for the Notebooks and InferenceServices that exist (`tokens`: (ns, name) → token).
 
@@ -144,6 +153,7 @@ def routes(
         minio_namespace,
         tuple(NotebookRoute(ns, name) for ns, name in nb),
         tuple(sorted(models, key=lambda m: (m.namespace, m.name))),
+        pipelines_token or None,
     )
 
 
@@ -246,6 +256,14 @@ def nginx_conf(
             f"^~ {m.path}",
             [*_auth(m.token, grpc=False), f"set $upstream {_quote(upstream)};",
              f"rewrite ^{re.escape(prefix)}(/.*)$ $1 break;", *_proxy_headers("$host"),
+             "proxy_pass http://$upstream;"],
+        )  # fmt: skip
+    if r.pipelines_token:
+        upstream = address("pipelines", r.minio_namespace, pipelineserver.NAME, pipelineserver.PORT)
+        http += _location(
+            f"^~ {PIPELINES_PATH}",
+            [*_auth(r.pipelines_token, grpc=False), f"set $upstream {_quote(upstream)};",
+             f"rewrite ^{PIPELINES_PATH.rstrip('/')}(/.*)$ $1 break;", *_proxy_headers("$host"),
              "proxy_pass http://$upstream;"],
         )  # fmt: skip
     http += _location(

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from appliance import errors, k8s
-from appliance.operator import crds, gateway, handlers, inference, initialization, kube
+from appliance.operator import crds, gateway, handlers, inference, initialization, kube, pipelineserver
 
 NOTEBOOKS = (crds.KUBEFLOW_GROUP, "v1", "notebooks")
 _lock = threading.Lock()  # timers and event handlers run in kopf's threads; one apply at a time
@@ -41,7 +41,8 @@ def desired_config(api: kube.Client, namespace: str) -> str:
             import base64  # noqa: PLC0415
 
             tokens[(secret.metadata.namespace, owner)] = base64.b64decode(data["token"]).decode()
-    return gateway.nginx_conf(gateway.routes(namespace, notebooks, isvcs, tokens))
+    pipelines = api.read_secret_data(namespace, pipelineserver.TOKEN_SECRET) or {}
+    return gateway.nginx_conf(gateway.routes(namespace, notebooks, isvcs, tokens, pipelines.get("token")))
 
 
 def reconcile(api: kube.Client, dsci: Mapping[str, Any], namespace: str) -> tuple[bool, str]:

@@ -4,7 +4,9 @@ Called by `appliance.actions.platform` during `appliance up` (pure: it returns o
 applies them). The operator gets the least rights it needs for what it manages today: its own
 custom resources and their status, namespaces (to find data science projects), Secrets (MinIO
 credentials, data connections, tokens, the gateway's configuration), Services, StatefulSets and
-Deployments (MinIO, workbenches, model servers, the gateway), and Events.
+Deployments (MinIO, workbenches, model servers, the gateway, the pipeline server), and Events; for the
+pipeline server, ServiceAccounts and RoleBindings to the one ClusterRole it may bind
+(`pipelineserver.cluster_role`, installed here, granted to the server in one namespace only).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.operator import components, crds, gateway, inference, initialization
+from appliance.operator import components, crds, gateway, inference, initialization, pipelineserver
 
 NAMESPACE = "odh-appliance-system"
 NAME = "odh-operator"
@@ -62,6 +64,17 @@ def cluster_role() -> dict[str, Any]:
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": read_write},
             # KserveReady: is the model-server image on the node?
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
+            # Data science pipelines (`pipelineserver`): the server's ServiceAccount, and a RoleBinding in the
+            # applications namespace to the `ds-pipeline` ClusterRole below — `bind` on that one role only, so
+            # the operator never holds the pod-deleting rights it grants the server (RBAC's escalation rule).
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": read_write},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": read_write},
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["clusterroles"],
+                "resourceNames": [pipelineserver.NAME],
+                "verbs": ["bind"],
+            },
             # kopf watches CRDs to notice resources appearing; read-only.
             {
                 "apiGroups": ["apiextensions.k8s.io"],
@@ -79,6 +92,7 @@ def operator_manifests(
     *,
     gateway_image: str = gateway.DEFAULT_IMAGE,
     gateway_url: str | None = None,
+    pipeline_runner_image: str = pipelineserver.DEFAULT_IMAGE,
 ) -> list[dict[str, Any]]:
     """Namespace, ServiceAccount, ClusterRole(Binding) and the operator Deployment, in apply order.
 
@@ -88,6 +102,7 @@ def operator_manifests(
         {"name": MINIO_IMAGE_ENV, "value": minio_image},
         {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": model_server_image},
         {"name": gateway.IMAGE_ENV, "value": gateway_image},
+        {"name": pipelineserver.IMAGE_ENV, "value": pipeline_runner_image},
     ]
     if gateway_url:
         env.append({"name": gateway.URL_ENV, "value": gateway_url})
@@ -152,6 +167,7 @@ def operator_manifests(
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
         },
+        pipelineserver.cluster_role(),
         deployment,
     ]
 

@@ -94,3 +94,16 @@ def test_operator_gets_the_gateway_image_and_url() -> None:
     no_url = install.operator_manifests("op:1", "minio:1")
     names = {e["name"] for e in no_url[-1]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert gateway.URL_ENV not in names
+
+
+def test_pipelines_are_routed_with_their_token_only_once_it_exists() -> None:
+    without = gateway.nginx_conf(gateway.routes("odh", [], [], {}))
+    assert "/ds-pipeline/" not in without
+    conf = gateway.nginx_conf(gateway.routes("odh", [], [], {}, "pipe-token"))
+    assert "location ^~ /ds-pipeline/ {" in conf
+    assert "rewrite ^/ds-pipeline(/.*)$ $1 break;" in conf
+    assert "/pipelines/" not in conf  # the default bucket `pipelines` stays with MinIO (path-style S3)
+    assert '"ds-pipeline.odh.svc.cluster.local:8888"' in conf
+    assert conf.count('if ($http_authorization != "Bearer pipe-token")') == 1
+    # Before the catch-all MinIO route, so that S3 never sees /pipelines/ requests.
+    assert conf.index("location ^~ /ds-pipeline/") < conf.index("location / {")

@@ -137,21 +137,21 @@ def test_dsci_status_progressing_ready_and_invalid() -> None:
 def test_install_manifests_least_rights_and_no_pulls() -> None:
     docs = install.operator_manifests("localhost/odh-appliance/operator:abc", "localhost/odh-appliance/minio:def")
     kinds = [d["kind"] for d in docs]
-    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "Deployment"]
     role = docs[2]
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     assert "delete" not in verbs and "*" not in verbs
     assert all("*" not in rule["resources"] for rule in role["rules"])
-    (container,) = docs[4]["spec"]["template"]["spec"]["containers"]
+    (container,) = docs[-1]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "localhost/odh-appliance/operator:abc"
     assert container["imagePullPolicy"] in ("Never", "IfNotPresent")
     assert {"name": install.MINIO_IMAGE_ENV, "value": "localhost/odh-appliance/minio:def"} in container["env"]
     assert {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": inference.DEFAULT_IMAGE} in container["env"]
     pinned = install.operator_manifests("op:1", "minio:2", "localhost/odh-appliance/model-server:abc")
-    pinned_env = pinned[4]["spec"]["template"]["spec"]["containers"][0]["env"]
+    pinned_env = pinned[-1]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": inference.MODEL_SERVER_IMAGE_ENV, "value": "localhost/odh-appliance/model-server:abc"} in pinned_env
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert docs[4]["spec"]["template"]["spec"]["serviceAccountName"] == docs[1]["metadata"]["name"]
+    assert docs[-1]["spec"]["template"]["spec"]["serviceAccountName"] == docs[1]["metadata"]["name"]
 
 
 def test_default_dsc_maps_config_components_to_management_states() -> None:
