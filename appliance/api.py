@@ -721,3 +721,175 @@ def pipelines_run_local(
         database=str(database or home / "runs.db"),
         seconds=time_mod.monotonic() - started,
     )
+
+
+# --- the pipeline server (issue #7 part 2): upload, run, list, get, logs through the gateway ------
+# The server is `appliance.pipelines.server` (deployed by the operator when datasciencepipelines is
+# Managed). Where it is and its token are resolved in ONE place, `pipelines_server`; the calls below
+# are plain HTTP with the standard library and return the server's JSON.
+
+PIPELINES_URL_ENV = "ODH_PIPELINES_URL"  # not ODH_APPLIANCE_*: those are configuration settings
+PIPELINES_TOKEN_ENV = "ODH_PIPELINES_TOKEN"  # the name the server reads its token from, too
+PIPELINES_TIMEOUT = 30.0
+TERMINAL_RUN_STATES = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class PipelineServer:
+    url: str  # the API base: http://127.0.0.1:8080/ds-pipeline (the gateway) or the server itself
+    token: str
+
+
+def pipelines_server(loaded: config.Loaded, *, url: str | None = None, token: str | None = None) -> PipelineServer:
+    """Where the pipeline server is: --server/--token, else $ODH_PIPELINES_URL/_TOKEN, else the
+    cluster's gateway (`/ds-pipeline`) with the token from the Secret the operator made."""
+    import os  # noqa: PLC0415
+
+    url = url or os.environ.get(PIPELINES_URL_ENV)
+    token = token if token is not None else os.environ.get(PIPELINES_TOKEN_ENV)
+    if url and token is not None:
+        return PipelineServer(url.rstrip("/"), token)
+    ctx = _action_context(loaded, progress.Progress())
+    if not url:
+        base = platform_action.gateway_url(ctx)
+        if base is None:
+            raise errors.ApplianceError(
+                "this cluster's gateway is not mapped to this host, so the pipeline server's address is unknown",
+                hint=f"pass --server URL (or set {PIPELINES_URL_ENV})",
+            )
+        url = f"{base}{platform_action.PIPELINES_PATH}"
+    if token is None:
+        token = platform_action.pipelines_token(ctx.cluster())
+    return PipelineServer(url.rstrip("/"), token)
+
+
+def _pipelines_call(
+    server: PipelineServer, method: str, path: str, body: bytes | None = None, *, raw: bool = False
+) -> Any:
+    import json  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    request = urllib.request.Request(f"{server.url}{path}", data=body, method=method)
+    if server.token:
+        request.add_header("Authorization", f"Bearer {server.token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json" if body[:1] in (b"{", b"[") else "application/yaml")
+    try:
+        with urllib.request.urlopen(request, timeout=PIPELINES_TIMEOUT) as response:
+            data = response.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            message = str(json.loads(text).get("error", text))
+        except ValueError:
+            message = text.strip() or exc.reason
+        hint = {
+            401: "the token is wrong or missing: `appliance pipelines` reads it from the cluster, or pass --token",
+            404: "`appliance pipelines list` shows the runs; `--pipelines` the uploaded pipelines",
+            502: "the gateway has no pipeline server behind it: is datasciencepipelines Managed? `appliance status`",
+            503: "the pipeline server is starting; retry in a moment",
+        }.get(exc.code)
+        raise errors.ApplianceError(f"pipeline server: {message} (HTTP {exc.code})", hint=hint) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise errors.ApplianceError(
+            f"the pipeline server at {server.url} does not answer ({exc})",
+            hint="`appliance status` shows whether the cluster and DataSciencePipelines are ready",
+        ) from None
+    return data if raw else json.loads(data)
+
+
+def pipelines_upload(
+    server: PipelineServer, path: str | Path, *, name: str | None = None, version: str | None = None
+) -> dict[str, Any]:
+    """Upload a compiled pipeline: a new pipeline (named after its pipelineInfo unless `name`), or with
+    `version`, a new version of an existing one (created when it does not exist)."""
+    import urllib.parse  # noqa: PLC0415
+
+    from appliance.pipelines import ir  # noqa: PLC0415 - validate here: a bad file never reaches the server
+
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise errors.UsageError(f"cannot read {file}: {exc.strerror}") from exc
+    pipeline = ir.loads(text, source=str(file))
+    name = name or pipeline.name
+    quoted = urllib.parse.quote(name, safe="")
+    if version:
+        known = {str(p["name"]) for p in _pipelines_call(server, "GET", "/apis/v1/pipelines")["pipelines"]}
+        if name in known:
+            q = urllib.parse.urlencode({"version": version})
+            return dict(_pipelines_call(server, "POST", f"/apis/v1/pipelines/{quoted}/versions?{q}", text.encode()))
+    q = urllib.parse.urlencode({"name": name, **({"version": version} if version else {})})
+    return dict(_pipelines_call(server, "POST", f"/apis/v1/pipelines?{q}", text.encode()))
+
+
+def pipelines_list(server: PipelineServer) -> list[dict[str, Any]]:
+    return list(_pipelines_call(server, "GET", "/apis/v1/pipelines")["pipelines"])
+
+
+def pipelines_create_run(
+    server: PipelineServer,
+    pipeline: str,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    enable_cache: bool = True,
+) -> dict[str, Any]:
+    """Start a run of an uploaded pipeline; returns the run (state `running`). Parameters may be
+    typed values or CLI text (`-p x=5`); the server checks them against the pipeline."""
+    import json  # noqa: PLC0415
+
+    body = {"pipeline": pipeline, "parameters": dict(parameters or {}), "enable_cache": enable_cache}
+    if version:
+        body["version"] = version
+    return dict(_pipelines_call(server, "POST", "/apis/v1/runs", json.dumps(body).encode()))
+
+
+def pipelines_runs(server: PipelineServer, limit: int = 50) -> list[dict[str, Any]]:
+    return list(_pipelines_call(server, "GET", f"/apis/v1/runs?limit={int(limit)}")["runs"])
+
+
+def pipelines_get_run(server: PipelineServer, run_id: str) -> dict[str, Any]:
+    import urllib.parse  # noqa: PLC0415
+
+    return dict(_pipelines_call(server, "GET", f"/apis/v1/runs/{urllib.parse.quote(run_id, safe='')}"))
+
+
+def pipelines_task_log(server: PipelineServer, run_id: str, task_id: str) -> str:
+    import urllib.parse  # noqa: PLC0415
+
+    path = f"/apis/v1/runs/{urllib.parse.quote(run_id, safe='')}/log?{urllib.parse.urlencode({'task': task_id})}"
+    return bytes(_pipelines_call(server, "GET", path, raw=True)).decode(errors="replace")
+
+
+def pipelines_wait(
+    server: PipelineServer,
+    run_id: str,
+    *,
+    timeout: float = 3600.0,
+    interval: float = 0.5,
+    on_change: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Poll the run until it ends (bounded by `timeout`); `on_change` gets each task that changed state."""
+    import time as time_mod  # noqa: PLC0415
+
+    seen: dict[str, tuple[str, int]] = {}
+    deadline = time_mod.monotonic() + timeout
+    while True:
+        run = pipelines_get_run(server, run_id)
+        for task in run["tasks"]:
+            key = (str(task["state"]), int(task.get("attempts") or 0))
+            if seen.get(task["task_id"]) != key:
+                seen[task["task_id"]] = key
+                if on_change is not None:
+                    on_change(task)
+        if run["state"] in TERMINAL_RUN_STATES:
+            return run
+        if time_mod.monotonic() > deadline:
+            raise errors.ApplianceError(
+                f"run {run_id} is still {run['state']} after {timeout:g}s",
+                hint=f"it goes on in the cluster: `appliance pipelines get {run_id}`",
+            )
+        time_mod.sleep(interval)

@@ -278,6 +278,28 @@ def credentials(cluster: k8s.Cluster) -> dict[str, str]:
     }
 
 
+PIPELINES_PATH = gateway.PIPELINES_PATH.rstrip("/")  # the pipeline server through the gateway
+
+
+def pipelines_token(cluster: k8s.Cluster) -> str:
+    """The pipeline server's bearer token, from the Secret the operator made in the applications namespace."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
+    namespace = ((dsci or {}).get("status") or {}).get("applicationsNamespace") or initialization.DEFAULT_NAMESPACE
+    try:
+        secret = cluster.call(cluster.core.read_namespaced_secret, pipelineserver.TOKEN_SECRET, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise errors.ApplianceError(
+                f"no pipeline server token (Secret {namespace}/{pipelineserver.TOKEN_SECRET} does not exist)",
+                hint="set datasciencepipelines to Managed (config `components`, then `appliance up`); "
+                "`appliance status` shows DataSciencePipelinesReady",
+            ) from None
+        raise
+    return base64.b64decode((secret.data or {}).get("token", "")).decode()
+
+
 def read_cluster_object(cluster: k8s.Cluster, group: str, version: str, plural: str, name: str) -> Any | None:
     from kubernetes import client  # noqa: PLC0415
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415

@@ -23,6 +23,7 @@ import pytest
 
 from appliance.pipelines import server
 from tests.conftest import MinioServer, free_port, wait_http_ok
+from tests.integration.conftest import RunCli
 from tests.integration.pipelines.conftest import BUCKET, read_object
 
 RUN_TIMEOUT = 120.0
@@ -196,3 +197,37 @@ def test_a_run_in_flight_when_the_server_dies_is_failed_with_the_reason_on_resta
     # History survives the restart; finished runs are untouched.
     assert srv.call("GET", f"/apis/v1/runs/{done['run_id']}")["state"] == "succeeded"
     assert {r["run_id"] for r in srv.call("GET", "/apis/v1/runs")["runs"]} == {run_id, done["run_id"]}
+
+
+def test_cli_upload_run_list_get_logs_against_the_server(
+    pipeline_server: Server, compiled: dict[str, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    srv = pipeline_server
+    env = {"ODH_PIPELINES_URL": srv.url, "ODH_PIPELINES_TOKEN": srv.token}
+    uploaded = run_cli("pipelines", "upload", str(compiled["trivial"]), env=env)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "uploaded trivial version v1; parameters: x (NUMBER_INTEGER)" in uploaded.stdout
+    ran = run_cli("pipelines", "run", "trivial", "-p", "x=5", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "✓ add-3 succeeded" in ran.stderr and "output Output = 8" in ran.stdout
+    assert "trivial: succeeded in" in ran.stdout
+    # A file is uploaded as a new version and run at once; a failure exits 1 with exit code and log tail.
+    failed = run_cli(
+        "pipelines", "run", str(compiled["failing"]), "-p", f"marker_dir={tmp_path}", "-p", "code=9", env=env
+    )  # fmt: skip
+    assert failed.returncode == 1
+    assert "uploaded failing version v" in failed.stderr
+    assert "error: task exit-handler-1/boom failed: exit code 9" in failed.stderr
+    assert "about to fail: the disk is full (simulated)" in failed.stderr
+    listed = run_cli("pipelines", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    runs = listed.json()
+    assert [r["pipeline"] for r in runs] == ["failing", "trivial"]
+    got = run_cli("pipelines", "get", runs[1]["run_id"], env=env)
+    assert got.returncode == 0 and "✓ succeeded" in got.stdout
+    log = run_cli("pipelines", "logs", runs[0]["run_id"], "exit-handler-1/boom", env=env)
+    assert log.returncode == 0 and "the disk is full (simulated)" in log.stdout
+    wrong = run_cli("pipelines", "list", env={**env, "ODH_PIPELINES_TOKEN": "nope"})
+    assert wrong.returncode == 1 and "HTTP 401" in wrong.stderr and "Traceback" not in wrong.stderr
+    missing = run_cli("pipelines", "get", "no-such-run", env=env)
+    assert missing.returncode == 1 and "no run 'no-such-run'" in missing.stderr
