@@ -51,7 +51,9 @@ TASK_ANNOTATION = "pipelines.opendatahub.io/task-id"
 RUNNER_IMAGE = "localhost/odh-appliance/pipeline-runner:latest"
 # In the pipeline-runner image: the task Python (kfp, minio) and a directory with only our package
 # on it (our own site-packages would bring kubernetes 34, which kfp's pins refuse).
-TASK_PYTHON = "/opt/kfp/bin/python"
+TASK_VENV = "/opt/kfp"
+TASK_PYTHON = f"{TASK_VENV}/bin/python"
+TASK_PATH = f"{TASK_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LAUNCHER_PATH = "/opt/pipelines-launcher"
 LAUNCHER_COPY = "/odh-launcher"  # where an init container puts the launcher for a component image
 OUTPUTS_DIR = "/tmp/kfp-outputs"
@@ -151,6 +153,8 @@ def pod_manifest(request: backend.TaskRequest, settings: KubeSettings, image: st
         {"name": "PYTHONPATH", "value": LAUNCHER_PATH if on_runner else LAUNCHER_COPY},
         *({"name": k, "value": v} for k, v in sorted(settings.env.items())),
     ]
+    if on_runner:  # the component's own `python3` (kfp's `sh -ec` script) must be the task Python too
+        env += [{"name": "PATH", "value": TASK_PATH}, {"name": "VIRTUAL_ENV", "value": TASK_VENV}]
     scratch = [
         {"name": "scratch", "mountPath": path, "subPath": sub}
         for path, sub in (("/tmp", "tmp"), ("/minio", "minio"), ("/s3", "s3"), ("/gcs", "gcs"))

@@ -72,6 +72,7 @@ def test_pod_on_the_runner_image_runs_the_launcher_with_the_task_in_its_environm
     assert main["command"] == [kube.TASK_PYTHON, "-m", "appliance.pipelines", f"env:{kube.TASK_ENV}"]
     env = {e["name"]: e["value"] for e in main["env"]}
     assert env["PYTHONPATH"] == kube.LAUNCHER_PATH
+    assert env["PATH"].startswith("/opt/kfp/bin:")  # kfp's `sh -ec ... python3 -m kfp.dsl.executor_main`
     task = json.loads(env[kube.TASK_ENV])
     assert "result_file" not in task  # the result comes back on stdout, in the pod's log
     assert task["mount_root"] == "/" and task["command"] == ["sh", "-c"] and task["env"] == {"K": "v"}
@@ -87,7 +88,7 @@ def test_pod_on_a_component_image_gets_the_launcher_from_an_init_container() -> 
     assert main["image"] == "busybox:1.36" and main["command"][0] == "python3"
     assert main["imagePullPolicy"] == "Never"  # tried on the node, never pulled
     env = {e["name"]: e["value"] for e in main["env"]}
-    assert env["PYTHONPATH"] == kube.LAUNCHER_COPY
+    assert env["PYTHONPATH"] == kube.LAUNCHER_COPY and "PATH" not in env  # the image's own PATH
     assert {"name": "launcher", "mountPath": kube.LAUNCHER_COPY, "readOnly": True} in main["volumeMounts"]
 
 
