@@ -7,7 +7,7 @@ pipeline-runner image, `--backend kube`: each task a pod, `kube.KubeBackend`) an
 Why the standard library's ThreadingHTTPServer and not the ASGI stack of `appliance.serving`: every
 request is a small JSON read of SQLite or a short upload, runs execute in their own threads anyway
 (the engine is thread-based), and the server must start in the same image as the launcher without
-more moving parts. Under `/apis/v1` (the gateway maps `/pipelines/` here, keeping its token rule):
+more moving parts. Under `/apis/v1` (the gateway maps `/ds-pipeline/` here, with the same token):
 
     GET  /healthz                                   ok
     POST /apis/v1/pipelines?name=N[&version=V]      upload IR YAML/JSON (body) as a new pipeline
@@ -295,8 +295,9 @@ class Handler(BaseHTTPRequestHandler):
     token: str
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # one line per request on stderr
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request on stderr, probes aside
+        if not self.path.startswith("/healthz"):
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)

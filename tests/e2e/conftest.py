@@ -87,7 +87,9 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
 def cluster(appliance: Appliance) -> k8s.Cluster:
     # The workload image of the tests, and the platform's images (`up` installs the operator and
     # MinIO); cached, so this takes seconds unless the sources changed.
-    built = appliance.run("images", "build", "model-server", "operator", "minio", "workbench", "gateway")
+    built = appliance.run(
+        "images", "build", "model-server", "operator", "minio", "workbench", "gateway", "pipeline-runner"
+    )
     assert built.returncode == 0, f"appliance images build failed:\n{built.stdout}\n{built.stderr}"
     result = appliance.run("-v", "up")
     assert result.returncode == 0, f"appliance up failed:\n{result.stdout}\n{result.stderr}"
