@@ -15,9 +15,10 @@ image) in the applications namespace, with MinIO as object storage (bucket `pipe
   applications namespace only to the ClusterRole `ds-pipeline` (`cluster_role`, installed by
   `appliance up` with the operator, which may only `bind` it) — pods: create, get, list, watch,
   delete (one pod per task attempt, deleted after, and those of interrupted runs on restart);
-  pods/log: get (the launcher's result and the task log). Nothing cluster-wide: which images the
-  node has is learnt by trying (`appliance.pipelines.kube`). Task pods run under the namespace's
-  `default` ServiceAccount, with no API rights.
+  pods/log: get (the launcher's result and the task log); events: list (an image missing on the
+  node). Nothing cluster-wide: which images the node has is learnt by trying
+  (`appliance.pipelines.kube`). Task pods run under the namespace's `default` ServiceAccount, with
+  no API rights.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def cluster_role() -> dict[str, Any]:
         "rules": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+            # ErrImageNeverPull shows in an Event at once (the pod status lags): whether the node has an image
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
         ],
     }
 

@@ -15,8 +15,9 @@ The pod (`pod_manifest`, a pure function the unit tests check):
   runs on the pipeline-runner image, whose task Python carries kfp (`task-requirements.txt`), so
   kfp's `pip install` preamble is dropped, and a component needing other packages fails with the
   launcher's clear message. The node is asked by trying: a component image runs with
-  `imagePullPolicy: Never`; `ErrImageNeverPull` marks it missing (remembered by the backend) and the
-  attempt starts again at once on the runner image — no node-listing rights needed, nothing pulled.
+  `imagePullPolicy: Never`; `ErrImageNeverPull` (its Event: the pod status lags) marks it missing
+  (remembered by the backend) and the attempt starts again at once on the runner image, as a pod of
+  another name — no node-listing rights needed, nothing pulled.
   A component image that is kept gets the launcher from an init container (the runner image copies
   our task-side package into an emptyDir on PYTHONPATH); it needs `python3` and, for an S3 pipeline
   root, the `minio` package;
@@ -277,11 +278,15 @@ class KubeBackend:
         return self.settings.log_dir / backend.slug(run_id) / backend.slug(task_id) / f"attempt-{attempt}.log"
 
     def run(self, request: backend.TaskRequest) -> backend.TaskResult:
+        return self._attempt(request)
+
+    def _attempt(self, request: backend.TaskRequest, suffix: str = "") -> backend.TaskResult:
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
         with self._lock:
             image = choose_image(request.executor.image, self.missing, self.settings.runner_image)
         manifest = pod_manifest(request, self.settings, image)
+        manifest["metadata"]["name"] += suffix
         name, namespace = manifest["metadata"]["name"], self.settings.namespace
         log_path = self.log_file(request.run_id, request.task_id, request.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,12 +300,12 @@ class KubeBackend:
                 log_path=str(log_path),
             )
         try:
-            end = self._wait(name)
+            end = self._wait(name, probing=image != self.settings.runner_image)
             if image != self.settings.runner_image and end.reason.startswith("ErrImageNeverPull"):
                 with self._lock:  # not on the node: this and later tasks of that image use the runner image
                     self.missing.add(image)
-                self._delete(name)
-                return self.run(request)
+                self._delete(name, wait=False)
+                return self._attempt(request, suffix="-r")  # another name: no wait for this pod to go
             text = self._log(name) if end.reason != "deadline" else ""
             log_path.write_text(text)
             result, tail = split_log(text)
@@ -334,8 +339,11 @@ class KubeBackend:
             raise
         return dict(self.api.sanitize_for_serialization(pod))
 
-    def _wait(self, name: str) -> PodEnd:
-        """Poll the pod until its main container ends (bounded by the task timeout and a start grace)."""
+    def _wait(self, name: str, *, probing: bool = False) -> PodEnd:
+        """Poll the pod until its main container ends (bounded by the task timeout and a start grace).
+
+        `probing`: the pod runs a component image that may be missing; the kubelet says so in an
+        Event at once, while the pod's status shows it only after its next sync (seen: 13 s)."""
         deadline = self._clock() + self.settings.task_timeout + START_GRACE
         while self._clock() < deadline:
             pod = self._read(name)
@@ -344,11 +352,18 @@ class KubeBackend:
             end = pod_end(pod)
             if end is not None:
                 return end
+            if probing and self._never_pull_event(name):
+                return PodEnd(launcher.LAUNCHER_ERROR_EXIT_CODE, "ErrImageNeverPull: the image is not on the node")
             time.sleep(POLL_SECONDS)
         return PodEnd(launcher.TIMEOUT_EXIT_CODE, "deadline")
 
-    def _delete(self, name: str) -> None:
-        """Delete the pod if it exists and wait until it is gone (its name is reused by the next try)."""
+    def _never_pull_event(self, name: str) -> bool:
+        selector = f"involvedObject.kind=Pod,involvedObject.name={name},reason=ErrImageNeverPull"
+        events = self.core.list_namespaced_event(self.settings.namespace, field_selector=selector).items
+        return bool(events)
+
+    def _delete(self, name: str, *, wait: bool = True) -> None:
+        """Delete the pod if it exists; with `wait`, until it is gone (its name is reused by the next try)."""
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
         try:
@@ -358,7 +373,7 @@ class KubeBackend:
                 return
             raise
         deadline = self._clock() + 60
-        while self._clock() < deadline and self._read(name) is not None:
+        while wait and self._clock() < deadline and self._read(name) is not None:
             time.sleep(POLL_SECONDS)
 
     def _log(self, name: str) -> str:

@@ -10,6 +10,7 @@ def test_the_server_may_only_manage_pods_in_its_own_namespace() -> None:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     account, binding = pipelineserver.rbac("odh")
     assert account["kind"] == "ServiceAccount" and account["metadata"]["namespace"] == "odh"
