@@ -35,7 +35,7 @@ DEFAULT_COMPONENTS: dict[str, bool] = {
     "dashboard": False,  # the ODH dashboard is not bundled; the gateway and `appliance tui` stand in
     "workbenches": True,
     "kserve": True,
-    "datasciencepipelines": False,  # until the pipeline server lands (issue #7)
+    "datasciencepipelines": True,  # the pipeline server (docs/pipelines.md)
     "modelregistry": False,
     "ray": False,
     "kueue": False,
