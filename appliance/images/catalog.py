@@ -38,7 +38,7 @@ CATALOG: dict[str, ImageSpec] = {
         ImageSpec("model-server", "the Open Inference Protocol model server (python -m appliance.serving)", ("wheel",)),
         ImageSpec("operator", "the platform operator (python -m appliance.operator)", ("wheel",)),
         ImageSpec("gateway", "the platform gateway: nginx from Debian's packages, configured by the operator"),
-        ImageSpec("pipeline-runner", "the pipeline task runner (python -m appliance.pipelines)", ("wheel",)),
+        ImageSpec("pipeline-runner", "pipeline server and task runner, kfp inside (appliance.pipelines)", ("wheel",)),
     )
 }
 
