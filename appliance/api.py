@@ -799,6 +799,13 @@ def _pipelines_call(
     return data if raw else json.loads(data)
 
 
+def pipelines_validate(path: str | Path) -> str:
+    """Load and check a compiled pipeline here (a bad file never reaches the server); returns its name."""
+    from appliance.pipelines import ir  # noqa: PLC0415
+
+    return ir.load(path).name
+
+
 def pipelines_upload(
     server: PipelineServer, path: str | Path, *, name: str | None = None, version: str | None = None
 ) -> dict[str, Any]:

@@ -139,6 +139,10 @@ def run(
     """
     loaded = state.load_config()
     if not local_:
+        from pathlib import Path  # noqa: PLC0415
+
+        if Path(file).is_file():
+            api.pipelines_validate(file)  # a bad file is a usage error before any server is asked
         target = api.pipelines_server(loaded, url=server, token=token)
         _run_on_server(state, target, file, _parameters(params), version, not no_cache, no_wait, as_json)
         return

@@ -70,6 +70,10 @@ def pipelines_ready(cluster: k8s.Cluster, appliance: Appliance) -> k8s.Cluster:
     def ready() -> tuple[bool, str]:
         state = platform.platform_state(cluster)
         item = next(c for c in state.components if c["name"] == "datasciencepipelines")
+        assert item["reason"] != "NotImplemented", (
+            "the operator running in the cluster does not implement datasciencepipelines: its image is not this "
+            "checkout's (another build retagged the shared operator:latest between `images build` and `up`); rerun"
+        )
         return item["status"] == "True", f"{item['reason']}: {item['message']}"
 
     k8s.wait_for("DataSciencePipelinesReady", ready, timeout=READY_TIMEOUT, hint="kubectl -n opendatahub get pods")

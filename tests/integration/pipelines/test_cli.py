@@ -78,8 +78,12 @@ def test_a_file_that_is_not_a_pipeline_is_a_usage_error(run_cli: RunCli, tmp_pat
     assert "error: component root: task a: componentRef 'comp-missing' is not defined" in result.stderr
     assert "hint: compile the pipeline with the kfp SDK" in result.stderr
     assert "Traceback" not in result.stderr
+    # Without --local the run is for the cluster's pipeline server: the file is checked here first.
     without_local = run_cli("pipelines", "run", str(bad))
-    assert without_local.returncode == 1 and "add --local" in without_local.stderr
+    assert without_local.returncode == 2 and "componentRef 'comp-missing' is not defined" in without_local.stderr
+    no_cluster = run_cli("pipelines", "run", "trivial")  # a pipeline name, and no cluster: one line + hint
+    assert no_cluster.returncode == 1 and "hint: run `appliance up`" in no_cluster.stderr
+    assert "Traceback" not in no_cluster.stderr
 
 
 def test_a_task_python_without_kfp_is_a_clear_error(run_cli: RunCli, compiled: dict[str, Path], tmp_path: Path) -> None:
