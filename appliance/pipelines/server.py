@@ -21,8 +21,9 @@ more moving parts. Under `/apis/v1` (the gateway maps `/ds-pipeline/` here, with
     GET  /apis/v1/runs/ID/artifacts/download?task=T&name=A   the artifact's bytes (single-object artifacts)
 
 A request needs `Authorization: Bearer <token>` when the server has a token (`$ODH_PIPELINES_TOKEN`).
-On start, runs that a previous process left `running` are marked failed with the reason (and their
-task pods deleted): the history never silently keeps a run that nothing executes.
+The logic lives in `service` (no HTTP). On start, runs that a previous process left `running` are
+marked failed with the reason (and their task pods deleted); on SIGTERM, this process's own runs
+are: the history never silently keeps a run that nothing executes.
 """
 
 from __future__ import annotations
@@ -35,263 +36,24 @@ import os
 import signal
 import sys
 import threading
-import time
 import urllib.parse
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from appliance import errors, progress
-from appliance.pipelines import backend, catalog, engine, ir, runs, store
-from appliance.pipelines import errors as pipeline_errors
+from appliance import errors
+from appliance.pipelines import service, store
 
 TOKEN_ENV = "ODH_PIPELINES_TOKEN"
 DEFAULT_PORT = 8888
 MAX_BODY = 16 * 1024 * 1024
-RESTART_REASON = "the pipeline server restarted while this run was in progress; its running tasks were stopped"
-
-
-class ApiError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class ServerSettings:
-    data_dir: Path
-    pipeline_root: str
-    max_parallel: int = 4
-    env: Mapping[str, str] | None = None  # object-store credentials (AWS_*), default os.environ
-
-
-def _task_json(task: runs.TaskRecord) -> dict[str, Any]:
-    return {
-        "task_id": task.task_id,
-        "name": task.name,
-        "kind": task.kind,
-        "state": task.state,
-        "attempts": task.attempts,
-        "exit_code": task.exit_code,
-        "started": task.started,
-        "finished": task.finished,
-        "seconds": task.seconds,
-        "error": task.error,
-        "log_tail": task.log_tail,
-        "outputs": task.outputs,
-    }
-
-
-class PipelineService:
-    """What the REST API does, without HTTP (the handler below only parses and answers)."""
-
-    def __init__(self, settings: ServerSettings, task_backend: backend.Backend) -> None:
-        self.settings = settings
-        self.backend = task_backend
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.records = runs.RunStore(settings.data_dir / "runs.db")
-        self.catalog = catalog.Catalog(settings.data_dir / "runs.db")
-        self.store = store.Store(settings.pipeline_root, settings.env)
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self.catalog.close()
-        self.records.close()
-
-    # --- restart -----------------------------------------------------------------------------------
-
-    def recover(self) -> list[str]:
-        """Mark runs left `running` by a previous process as failed (with the reason); returns their ids."""
-        cleanup: Callable[[str], int] | None = getattr(self.backend, "delete_run_pods", None)
-        recovered = []
-        for run in self.records.runs(limit=1_000_000):
-            if run.state != "running":
-                continue
-            now = time.time()
-            for task in self.records.tasks(run.id):
-                if task.state in ("running", "pending"):
-                    task.state, task.finished, task.error = "failed", now, RESTART_REASON
-                    self.records.save_task(task, RESTART_REASON)
-            if cleanup is not None:
-                cleanup(run.id)
-            self.records.finish_run(run.id, "failed", RESTART_REASON, run.outputs)
-            recovered.append(run.id)
-        return recovered
-
-    # --- pipelines ---------------------------------------------------------------------------------
-
-    def upload(self, name: str, version: str, text: str, *, new_pipeline: bool) -> dict[str, Any]:
-        try:
-            pipeline = ir.loads(text, source=f"upload of {name}")
-        except pipeline_errors.InvalidPipeline as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from exc
-        try:
-            added = self.catalog.add_version(name, version, text, new_pipeline=new_pipeline)
-        except catalog.Conflict as exc:
-            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from exc
-        except KeyError as exc:
-            raise ApiError(HTTPStatus.NOT_FOUND, str(exc.args[0])) from exc
-        except ValueError as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
-        params = {n: p.type for n, p in pipeline.root.input_parameters.items()}
-        return {"name": name, "version": added.version, "created": added.created, "parameters": params}
-
-    def pipeline(self, name: str) -> dict[str, Any]:
-        versions = self.catalog.versions(name)
-        if not versions:
-            raise ApiError(HTTPStatus.NOT_FOUND, f"no pipeline {name!r}")
-        return {"name": name, "versions": [{"version": v.version, "created": v.created} for v in versions]}
-
-    # --- runs --------------------------------------------------------------------------------------
-
-    def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        name = str(body.get("pipeline") or "")
-        if not name:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "a run needs 'pipeline' (the name of an uploaded pipeline)")
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, Mapping):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "'parameters' must be an object")
-        try:
-            version, text = self.catalog.ir(name, str(body["version"]) if body.get("version") else None)
-        except KeyError as exc:
-            raise ApiError(HTTPStatus.NOT_FOUND, str(exc.args[0])) from exc
-        pipeline = ir.loads(text, source=f"{name} {version}")
-        options = engine.Options(
-            pipeline_root=self.store.root,
-            enable_cache=bool(body.get("enable_cache", True)),
-            max_parallel=self.settings.max_parallel,
-        )
-        run_engine = engine.Engine(pipeline, self.backend, self.records, progress.Progress(), options)
-        try:
-            typed = run_engine.resolve_parameters(dict(parameters))
-        except pipeline_errors.InvalidParameter as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, exc.message) from exc
-        run_id = f"{backend.slug(pipeline.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}".lower()
-        self.catalog.record_run(run_id, name, version)
-        thread = threading.Thread(target=self._execute, args=(run_engine, typed, run_id), name=run_id, daemon=True)
-        with self._lock:
-            self._threads[run_id] = thread
-        thread.start()
-        deadline = time.monotonic() + 10  # the engine records the run first thing; wait for it (bounded)
-        while self.records.run(run_id) is None and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return self.run(run_id)
-
-    def _execute(self, run_engine: engine.Engine, parameters: dict[str, Any], run_id: str) -> None:
-        try:
-            run_engine.run(parameters, run_id=run_id)
-        except Exception as exc:  # a bug in the engine: the run ends failed with it, the server goes on
-            why = f"engine error: {type(exc).__name__}: {exc}"
-            if self.records.run(run_id) is None:
-                record = runs.RunRecord(run_id, run_engine.pipeline.name, "failed", parameters, self.store.root, 0.0)
-                record.created = time.time()
-                self.records.create_run(record)
-            self.records.finish_run(run_id, "failed", why)
-        finally:
-            with self._lock:
-                self._threads.pop(run_id, None)
-
-    def wait(self, run_id: str, timeout: float) -> None:
-        """Until the run's thread ends (tests; a clean shutdown)."""
-        with self._lock:
-            thread = self._threads.get(run_id)
-        if thread is not None:
-            thread.join(timeout)
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        record = self.records.run(run_id)
-        if record is None:
-            raise ApiError(HTTPStatus.NOT_FOUND, f"no run {run_id!r}")
-        pipeline, version = self.catalog.run_version(run_id) or (record.pipeline, "")
-        return {
-            "run_id": record.id,
-            "pipeline": pipeline,
-            "pipeline_name": record.pipeline,
-            "version": version,
-            "state": record.state,
-            "parameters": record.parameters,
-            "pipeline_root": record.pipeline_root,
-            "created": record.created,
-            "finished": record.finished,
-            "error": record.error,
-            "outputs": record.outputs,
-            "tasks": [_task_json(t) for t in self.records.tasks(run_id)],
-        }
-
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        out = []
-        for record in self.records.runs(limit=limit):
-            tasks = self.records.tasks(record.id)
-            counts: dict[str, int] = {}
-            for task in tasks:
-                if task.kind in ("container", "importer"):
-                    counts[task.state] = counts.get(task.state, 0) + 1
-            pipeline, version = self.catalog.run_version(record.id) or (record.pipeline, "")
-            out.append(
-                {"run_id": record.id, "pipeline": pipeline, "version": version, "state": record.state,
-                 "created": record.created, "finished": record.finished, "error": record.error, "tasks": counts}
-            )  # fmt: skip
-        return out
-
-    def _task(self, run_id: str, task_id: str) -> runs.TaskRecord:
-        self.run(run_id)
-        for task in self.records.tasks(run_id):
-            if task.task_id == task_id:
-                return task
-        raise ApiError(HTTPStatus.NOT_FOUND, f"run {run_id} has no task {task_id!r}")
-
-    def task_log(self, run_id: str, task_id: str) -> str:
-        task = self._task(run_id, task_id)
-        if not task.log_path:
-            return task.log_tail
-        path = Path(task.log_path).resolve()
-        if not path.is_relative_to(self.settings.data_dir.resolve()) or not path.is_file():
-            return task.log_tail  # a log outside the server's data (or gone): what the record kept
-        return path.read_text(errors="replace")
-
-    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
-        self.run(run_id)
-        listed = []
-        for task in self.records.tasks(run_id):
-            if task.kind not in ("container", "importer") or task.state not in ("succeeded", "cached"):
-                continue
-            for name, items in (task.outputs.get("artifacts") or {}).items():
-                for item in items:
-                    listed.append(
-                        {"task_id": task.task_id, "name": name, "uri": item.get("uri", ""),
-                         "type": item.get("type", {}), "metadata": item.get("metadata", {})}
-                    )  # fmt: skip
-        return listed
-
-    def artifact_bytes(self, run_id: str, task_id: str, name: str) -> bytes:
-        uris = [a["uri"] for a in self.artifacts(run_id) if a["task_id"] == task_id and a["name"] == name]
-        if not uris:
-            raise ApiError(HTTPStatus.NOT_FOUND, f"run {run_id} task {task_id!r} has no output artifact {name!r}")
-        uri = str(uris[0])
-        if not store.is_remote(uri):
-            path = Path(uri)
-            if not path.is_file():
-                raise ApiError(HTTPStatus.NOT_FOUND, f"{uri} is not a single file (a directory artifact?)")
-            return path.read_bytes()
-        bucket, key = store.split_uri(uri)
-        try:
-            response = self.store.client().get_object(bucket, key)
-        except Exception as exc:
-            raise ApiError(HTTPStatus.NOT_FOUND, f"cannot read {uri}: {type(exc).__name__}: {exc}") from exc
-        try:
-            return bytes(response.read())
-        finally:
-            response.close()
-            response.release_conn()
+RESTART_REASON = service.RESTART_REASON
+STOP_REASON = service.STOP_REASON
 
 
 class Handler(BaseHTTPRequestHandler):
-    service: PipelineService
+    service: service.PipelineService
     token: str
     protocol_version = "HTTP/1.1"
 
@@ -312,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
-            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
+            raise service.ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
         return self.rfile.read(length) if length else b""
 
     def _dispatch(self, method: str) -> None:
@@ -324,11 +86,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(HTTPStatus.OK, b"ok\n", "text/plain")
             given = self.headers.get("Authorization", "")
             if self.token and not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                raise ApiError(HTTPStatus.UNAUTHORIZED, "a bearer token is required (`appliance pipelines` sends it)")
+                why = "a bearer token is required (`appliance pipelines` sends it)"
+                raise service.ApiError(HTTPStatus.UNAUTHORIZED, why)
             if parts[:2] != ["apis", "v1"]:
-                raise ApiError(HTTPStatus.NOT_FOUND, f"no route {url.path}; the API is under /apis/v1")
+                raise service.ApiError(HTTPStatus.NOT_FOUND, f"no route {url.path}; the API is under /apis/v1")
             self._route(method, parts[2:], query)
-        except ApiError as exc:
+        except service.ApiError as exc:
             self._json(exc.status, {"error": str(exc)})
         except Exception as exc:  # a bug: the client gets a 500 with the cause, the server log the traceback
             import traceback  # noqa: PLC0415
@@ -347,13 +110,13 @@ class Handler(BaseHTTPRequestHandler):
             case "POST", ["pipelines"]:
                 name = query.get("name", "")
                 if not name:
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "upload needs ?name=")
+                    raise service.ApiError(HTTPStatus.BAD_REQUEST, "upload needs ?name=")
                 text = self._body().decode(errors="replace")
                 self._json(HTTPStatus.CREATED, svc.upload(name, query.get("version", "v1"), text, new_pipeline=True))
             case "POST", ["pipelines", name, "versions"]:
                 version = query.get("version", "")
                 if not version:
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "a new version needs ?version=")
+                    raise service.ApiError(HTTPStatus.BAD_REQUEST, "a new version needs ?version=")
                 text = self._body().decode(errors="replace")
                 self._json(HTTPStatus.CREATED, svc.upload(name, version, text, new_pipeline=False))
             case "GET", ["runs"]:
@@ -362,9 +125,9 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     body = json.loads(self._body() or b"{}")
                 except ValueError as exc:
-                    raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}") from exc
+                    raise service.ApiError(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}") from exc
                 if not isinstance(body, dict):
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+                    raise service.ApiError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
                 self._json(HTTPStatus.CREATED, svc.create_run(body))
             case "GET", ["runs", run_id]:
                 self._json(HTTPStatus.OK, svc.run(run_id))
@@ -377,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
                 data = svc.artifact_bytes(run_id, query.get("task", ""), query.get("name", ""))
                 self._send(HTTPStatus.OK, data, "application/octet-stream")
             case _:
-                raise ApiError(HTTPStatus.NOT_FOUND, f"no route {method} /apis/v1/{'/'.join(parts)}")
+                raise service.ApiError(HTTPStatus.NOT_FOUND, f"no route {method} /apis/v1/{'/'.join(parts)}")
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -386,8 +149,8 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
 
-def make_server(service: PipelineService, host: str, port: int, token: str) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"service": service, "token": token})
+def make_server(svc: service.PipelineService, host: str, port: int, token: str) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"service": svc, "token": token})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -447,12 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except errors.ApplianceError as exc:
         print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 1
-    service = PipelineService(
-        ServerSettings(args.data_dir, artifact_store.root, max_parallel=args.max_parallel), task_backend
+    svc = service.PipelineService(
+        service.ServerSettings(args.data_dir, artifact_store.root, max_parallel=args.max_parallel), task_backend
     )
-    for run_id in service.recover():
+    for run_id in svc.recover():
         print(f"run {run_id}: marked failed ({RESTART_REASON})", file=sys.stderr, flush=True)
-    server = make_server(service, args.host, args.port, token)
+    server = make_server(svc, args.host, args.port, token)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"pipeline server on http://{args.host}:{server.server_address[1]} ({args.backend} backend)", flush=True)
     try:
@@ -461,10 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        for run_id in svc.recover(STOP_REASON, only_ours=True):
+            print(f"run {run_id}: marked failed ({STOP_REASON})", file=sys.stderr, flush=True)
         with contextlib.suppress(Exception):
             if hasattr(task_backend, "close"):
                 task_backend.close()
-        service.close()
+        svc.close()
     return 0
 
 

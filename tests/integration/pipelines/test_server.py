@@ -35,6 +35,7 @@ class Server:
     token: str
     start: Callable[[], None]
     kill: Callable[[], None]
+    stop: Callable[[], None]
 
     def call(self, method: str, path: str, body: bytes | None = None, *, token: str | None = None) -> Any:
         status, data = self.raw(method, path, body, token=token)
@@ -83,8 +84,13 @@ def pipeline_server(task_python: str, s3_env: MinioServer, tmp_path: Path) -> It
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
+    def stop() -> None:  # as Kubernetes stops a pod
+        proc = procs[-1]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
     start()
-    yield Server(f"http://127.0.0.1:{port}", token, start, kill)
+    yield Server(f"http://127.0.0.1:{port}", token, start, kill, stop)
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -197,6 +203,12 @@ def test_a_run_in_flight_when_the_server_dies_is_failed_with_the_reason_on_resta
     # History survives the restart; finished runs are untouched.
     assert srv.call("GET", f"/apis/v1/runs/{done['run_id']}")["state"] == "succeeded"
     assert {r["run_id"] for r in srv.call("GET", "/apis/v1/runs")["runs"]} == {run_id, done["run_id"]}
+    # SIGTERM (a pod deleted, a Deployment scaled to 0): the server fails its own runs before it exits.
+    stopped = srv.call("POST", "/apis/v1/runs", json.dumps({"pipeline": "slow", "parameters": {"seconds": 5}}).encode())
+    srv.stop()
+    srv.start()
+    run = srv.call("GET", f"/apis/v1/runs/{stopped['run_id']}")
+    assert run["state"] == "failed" and run["error"] == server.STOP_REASON
 
 
 def test_cli_upload_run_list_get_logs_against_the_server(
