@@ -31,6 +31,11 @@ TASK_STEP_STATE = {
 }
 
 
+def state_mark(state: str) -> tuple[str, str]:
+    """The mark and style of a run's or task's state, from the table every front end uses."""
+    return render.STEP_MARK[TASK_STEP_STATE.get(state, "running")]
+
+
 class TaskPrinter:
     """A progress subscriber: one line per task state change (start, retry, end)."""
 
@@ -70,7 +75,7 @@ def _summary(run: api.PipelineRun) -> Table:
     for task in run.tasks:
         if task.kind not in ("container", "importer") and task.state != "skipped":
             continue
-        mark, style = render.STEP_MARK[TASK_STEP_STATE.get(task.state, "running")]
+        mark, style = state_mark(task.state)
         table.add_row(
             task.task_id,
             Text(f"{mark} {task.state}", style=style),
@@ -209,7 +214,7 @@ def _run_on_server(
     def changed(task: dict[str, Any]) -> None:
         if task["kind"] not in ("container", "importer") and task["state"] != "skipped":
             return
-        mark, style = STATE_STYLE.get(task["state"], ("•", ""))
+        mark, style = state_mark(task["state"])
         line = Text(f"{mark} {task['task_id']} {task['state']}", style=style)
         if task.get("attempts", 0) > 1:
             line.append(f" (attempt {task['attempts']})", style="dim")
@@ -229,7 +234,7 @@ def _server_summary(run_: dict[str, Any]) -> Table:
     for task in run_["tasks"]:
         if task["kind"] not in ("container", "importer") and task["state"] != "skipped":
             continue
-        mark, style = STATE_STYLE.get(task["state"], ("•", ""))
+        mark, style = state_mark(task["state"])
         table.add_row(
             task["task_id"],
             Text(f"{mark} {task['state']}", style=style),
@@ -305,7 +310,7 @@ def list_(state: State, show_pipelines: bool, limit: int, as_json: bool, server:
     else:
         table = Table("run", "pipeline", "state", "tasks", "created")
         for r in rows:
-            mark, style = STATE_STYLE.get(r["state"], ("•", ""))
+            mark, style = state_mark(r["state"])
             tasks = ", ".join(f"{n} {s}" for s, n in sorted(r["tasks"].items()))
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))
             table.add_row(r["run_id"], f"{r['pipeline']} {r['version']}", Text(f"{mark} {r['state']}", style=style),
