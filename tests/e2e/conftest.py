@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import k8s
+from appliance import api, k8s
 
 CLUSTER = os.environ.get("ODH_E2E_CLUSTER", "odh-e2e")  # parallel runs need distinct names
 UP_TIMEOUT = 1200
@@ -94,6 +94,18 @@ def cluster(appliance: Appliance) -> k8s.Cluster:
     result = appliance.run("-v", "up")
     assert result.returncode == 0, f"appliance up failed:\n{result.stdout}\n{result.stderr}"
     return k8s.Cluster(appliance.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def loaded(appliance: Appliance, cluster: k8s.Cluster) -> Iterator[api.Loaded]:
+    """The configuration the appliance fixture's commands see (its XDG dirs, cluster name, ports)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("ODH_APPLIANCE_")]:
+            patch.delenv(key)
+        for key, value in appliance.env.items():
+            if key.startswith(("ODH_APPLIANCE_", "XDG_")):
+                patch.setenv(key, value)
+        yield api.load_config()
 
 
 def finish_pod(cluster: k8s.Cluster, name: str, namespace: str, timeout: float = 180) -> str:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from appliance import api, k8s
-from tests.e2e.conftest import Appliance
 from tui.app import ApplianceApp
 from tui.backends import Backends
 from tui.screens.workbenches import WorkbenchesScreen
@@ -26,18 +23,6 @@ pytestmark = pytest.mark.e2e
 PROJECT = "e2e-tui"
 NAME = "tui-wb"
 TIMEOUT = 300.0
-
-
-@pytest.fixture(scope="module")
-def loaded(appliance: Appliance, cluster: k8s.Cluster) -> Iterator[api.Loaded]:
-    """The configuration the appliance fixture's commands see (its XDG dirs, cluster name, ports)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key in [k for k in os.environ if k.startswith("ODH_APPLIANCE_")]:
-            patch.delenv(key)
-        for key, value in appliance.env.items():
-            if key.startswith(("ODH_APPLIANCE_", "XDG_")):
-                patch.setenv(key, value)
-        yield api.load_config()
 
 
 def state_of(loaded: api.Loaded) -> str | None:

@@ -9,16 +9,13 @@ Named `test_c_tui_*`: after the serving tests, before `test_cluster.py` (which e
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance import api, k8s
 from tests import onnx_models
-from tests.e2e.conftest import Appliance
 from tui.app import ApplianceApp
 from tui.backends import Backends
 from tui.screens.storage import StorageScreen
@@ -28,18 +25,6 @@ pytestmark = pytest.mark.e2e
 PROJECT = "e2e-tui-models"
 NAME = "tuifour"
 READY_TIMEOUT = 300.0
-
-
-@pytest.fixture(scope="module")
-def loaded(appliance: Appliance, cluster: k8s.Cluster) -> Iterator[api.Loaded]:
-    """The configuration the appliance fixture's commands see (its XDG dirs, cluster name, ports)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key in [k for k in os.environ if k.startswith("ODH_APPLIANCE_")]:
-            patch.delenv(key)
-        for key, value in appliance.env.items():
-            if key.startswith(("ODH_APPLIANCE_", "XDG_")):
-                patch.setenv(key, value)
-        yield api.load_config()
 
 
 def test_storage_through_the_gateway(loaded: api.Loaded, tmp_path: Path) -> None:
