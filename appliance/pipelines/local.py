@@ -36,10 +36,10 @@ from appliance.pipelines import backend, errors, store
 
 LOG_TAIL_LINES = 20
 START_TIMEOUT = 60.0
-PYTHON_ENV = "ODH_APPLIANCE_PIPELINES_PYTHON"
+PYTHON_ENV = "ODH_PIPELINES_PYTHON"
 RUNTIME_HINT = (
     "tasks need a Python with kfp 2.x: `make pipelines-runtime` creates .venv-kfp (then pass --python "
-    ".venv-kfp/bin/python, or set ODH_APPLIANCE_PIPELINES_PYTHON)"
+    ".venv-kfp/bin/python, or set ODH_PIPELINES_PYTHON)"
 )
 
 
@@ -57,7 +57,7 @@ def _has_kfp(python: str) -> bool:
 
 
 def find_task_python(explicit: str | None = None) -> str:
-    """The Python that runs tasks: --python, $ODH_APPLIANCE_PIPELINES_PYTHON, ours if it has kfp, or .venv-kfp."""
+    """The Python that runs tasks: --python, $ODH_PIPELINES_PYTHON, ours if it has kfp, or .venv-kfp."""
     chosen = explicit or os.environ.get(PYTHON_ENV)
     if chosen:
         found = shutil.which(chosen)
