@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,12 +187,12 @@ class Store:
             stat = None
         local.parent.mkdir(parents=True, exist_ok=True)
         if stat is not None:
-            client.fget_object(bucket, key, str(local))
+            _fetch(client, bucket, key, local)
             return int(stat.size or 0)
         received = 0
         for obj in client.list_objects(bucket, prefix=f"{key}/", recursive=True):
             target = local / obj.object_name[len(key) + 1 :]
-            client.fget_object(bucket, obj.object_name, str(target))
+            _fetch(client, bucket, obj.object_name, target)
             received += int(obj.size or 0)
         if not received and not local.exists():
             local.mkdir(parents=True, exist_ok=True)  # an empty directory artifact
@@ -208,3 +209,16 @@ class Store:
         finally:
             response.close()
             response.release_conn()
+
+
+def _fetch(client: Any, bucket: str, key: str, target: Path) -> None:
+    """Download to a name of this thread's own, then rename into place (atomic): tasks running at once
+    may fetch the same artifact to the same local path (a collected loop output read by two tasks), and
+    the client's own `.part.minio` file is per target name, so two downloads would race on it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    private = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.part")
+    try:
+        client.fget_object(bucket, key, str(private))
+        os.replace(private, target)
+    finally:
+        private.unlink(missing_ok=True)
