@@ -48,8 +48,10 @@ integration: $(STAMP) $(KFP_STAMP)
 test: lint $(KFP_STAMP)
 	$(BIN)/pytest tests/unit tests/integration
 
-# Bring the cluster up: builds the kind node image from source the first time (cached afterwards).
+# Bring the platform up: the platform images (base image by debootstrap, MinIO from Go source, ...) and
+# the kind node image are built from source the first time and cached afterwards (a warm build: seconds).
 up: $(STAMP)
+	$(BIN)/appliance images build
 	$(BIN)/appliance up
 
 # The real kind cluster tier (opt-in): builds (or confirms) the node image, then runs tests/e2e.
