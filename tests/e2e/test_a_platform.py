@@ -3,7 +3,7 @@ the operator, DSCInitialization/DataScienceCluster status, MinIO answering S3 wi
 credentials, the data connection in a data science project, recreation of a deleted StatefulSet,
 and convergence after the operator pod is killed.
 
-Named `test_a_*` so it runs before `test_cluster.py`, which ends with `appliance down`.
+Named `test_a_*` so it runs before `test_y_cluster.py`, which ends with `appliance down`.
 """
 
 from __future__ import annotations

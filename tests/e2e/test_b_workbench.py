@@ -4,7 +4,7 @@ a scikit-learn model in the workbench pod and puts its ONNX export into MinIO th
 connection, reports bad specs and missing images as conditions + Warning Events, and is culled when
 idle.
 
-Named `test_b_*`: after `test_a_platform.py`, before `test_cluster.py` (which ends with `down`).
+Named `test_b_*`: after `test_a_platform.py`, before `test_y_cluster.py` (which ends with `down`).
 """
 
 from __future__ import annotations

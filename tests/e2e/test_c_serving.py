@@ -4,7 +4,7 @@ requests (REST and gRPC) from inside the cluster, rolls out a new model version 
 request, reports bad specs as conditions and Warning events, and takes its Deployment and Service
 with it on delete.
 
-Named `test_c_*` so it runs after the platform tests and before `test_cluster.py` (which ends with
+Named `test_c_*` so it runs after the platform tests and before `test_y_cluster.py` (which ends with
 `appliance down`). It also runs alone: the `cluster` fixture brings the platform up.
 """
 

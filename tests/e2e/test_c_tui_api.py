@@ -3,7 +3,7 @@ MinIO's buckets with the credentials `api.storage_target` resolves, an upload an
 a deployment from MinIO (`api.model_deploy`) that becomes Ready, and inference through the gateway
 with the model's Bearer token (`api.model_endpoint`) — plus the storage screen listing the buckets.
 
-Named `test_c_tui_*`: after the serving tests, before `test_cluster.py` (which ends with `down`).
+Named `test_c_tui_*`: after the serving tests, before `test_y_cluster.py` (which ends with `down`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ with each task a pod on the pipeline-runner image (their `python:3.x` image is n
 a failing task shows its exit code and log tail; retries are honoured (each attempt a new pod);
 deleting the server's pod mid-run fails the run with the reason, and its task pod is cleaned up.
 
-Named `test_d_*` so it runs before `test_cluster.py` (which ends with `appliance down`). It also runs
+Named `test_d_*` so it runs before `test_y_cluster.py` (which ends with `appliance down`). It also runs
 alone: the `cluster` fixture brings the platform up.
 """
 

@@ -3,7 +3,7 @@
 open its URL, upload a model into MinIO, deploy it, try an inference, browse storage.
 
 Named `test_z_*`: it makes its own cluster (own name, ports and data directory) with the UI's Install,
-so it runs after `test_cluster.py` has removed the session's cluster, and removes its own at the end.
+so it runs after `test_y_cluster.py` has removed the session's cluster, and removes its own at the end.
 Needs tmux (`.ci/run` installs it). Pipelines are not in the UI yet (issue #8 names them; the
 pipelines screen comes with the pipeline server).
 """

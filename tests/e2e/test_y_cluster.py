@@ -1,6 +1,9 @@
 """The cluster issue's acceptance, on a real kind cluster built with no registry: `appliance up`,
 a bundled image served through a Service, a PVC whose data survives a pod restart, an idempotent
 second `up`, and `appliance down` removing everything.
+
+Named `test_y_*` so it runs after every module that uses the session's cluster (it ends with `down`);
+`test_z_tui_tmux.py` makes a cluster of its own.
 """
 
 from __future__ import annotations
