@@ -254,22 +254,28 @@ def platform_state(cluster: k8s.Cluster) -> PlatformState:
     )
 
 
-def credentials(cluster: k8s.Cluster) -> dict[str, str]:
-    """The MinIO root credentials and in-cluster endpoint, read from the Secret the operator made."""
+def platform_secret(cluster: k8s.Cluster, name: str, missing: str, hint: str) -> tuple[str, dict[str, str]]:
+    """(applications namespace, decoded data) of a Secret the operator made there; a missing one is an
+    ApplianceError: "no {missing} (Secret ns/name does not exist)" with `hint`."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
     dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
     namespace = ((dsci or {}).get("status") or {}).get("applicationsNamespace") or initialization.DEFAULT_NAMESPACE
     try:
-        secret = cluster.call(cluster.core.read_namespaced_secret, minio.SECRET, namespace)
+        secret = cluster.call(cluster.core.read_namespaced_secret, name, namespace)
     except ApiException as exc:
         if exc.status == 404:
-            raise errors.ApplianceError(
-                f"no MinIO credentials yet (Secret {namespace}/{minio.SECRET} does not exist)",
-                hint="run `appliance up` and wait for MinIO; `appliance status` shows the platform",
-            ) from None
+            raise errors.ApplianceError(f"no {missing} (Secret {namespace}/{name} does not exist)", hint=hint) from None
         raise
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    return namespace, {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def credentials(cluster: k8s.Cluster) -> dict[str, str]:
+    """The MinIO root credentials and in-cluster endpoint, read from the Secret the operator made."""
+    namespace, data = platform_secret(
+        cluster, minio.SECRET, "MinIO credentials yet",
+        hint="run `appliance up` and wait for MinIO; `appliance status` shows the platform",
+    )  # fmt: skip
     return {
         "access_key": data.get("MINIO_ROOT_USER", ""),
         "secret_key": data.get("MINIO_ROOT_PASSWORD", ""),
@@ -283,21 +289,12 @@ PIPELINES_PATH = gateway.PIPELINES_PATH.rstrip("/")  # the pipeline server throu
 
 def pipelines_token(cluster: k8s.Cluster) -> str:
     """The pipeline server's bearer token, from the Secret the operator made in the applications namespace."""
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-
-    dsci = read_cluster_object(cluster, crds.DSCI_GROUP, "v1", "dscinitializations", install.DSCI_NAME)
-    namespace = ((dsci or {}).get("status") or {}).get("applicationsNamespace") or initialization.DEFAULT_NAMESPACE
-    try:
-        secret = cluster.call(cluster.core.read_namespaced_secret, pipelineserver.TOKEN_SECRET, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise errors.ApplianceError(
-                f"no pipeline server token (Secret {namespace}/{pipelineserver.TOKEN_SECRET} does not exist)",
-                hint="set datasciencepipelines to Managed (config `components`, then `appliance up`); "
-                "`appliance status` shows DataSciencePipelinesReady",
-            ) from None
-        raise
-    return base64.b64decode((secret.data or {}).get("token", "")).decode()
+    _, data = platform_secret(
+        cluster, pipelineserver.TOKEN_SECRET, "pipeline server token",
+        hint="set datasciencepipelines to Managed (config `components`, then `appliance up`); "
+        "`appliance status` shows DataSciencePipelinesReady",
+    )  # fmt: skip
+    return data.get("token", "")
 
 
 def read_cluster_object(cluster: k8s.Cluster, group: str, version: str, plural: str, name: str) -> Any | None:

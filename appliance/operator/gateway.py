@@ -374,14 +374,6 @@ def objects(namespace: str, conf: str, image: str = DEFAULT_IMAGE) -> list[dict[
 def token_secret(isvc: Mapping[str, Any], token: str) -> dict[str, Any]:
     """The Secret holding an InferenceService's bearer token, owned by it (deleted with it)."""
     meta = isvc["metadata"]
-    owner = {
-        "apiVersion": str(isvc.get("apiVersion", f"{inference.GROUP}/v1beta1")),
-        "kind": "InferenceService",
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": False,
-    }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -389,7 +381,7 @@ def token_secret(isvc: Mapping[str, Any], token: str) -> dict[str, Any]:
             "name": token_secret_name(meta["name"]),
             "namespace": meta["namespace"],
             "labels": {TOKEN_LABEL: "true", inference.ISVC_LABEL: meta["name"], **inference.MANAGED_BY},
-            "ownerReferences": [owner],
+            "ownerReferences": inference.owner_references(isvc),
         },
         "type": "Opaque",
         "stringData": {"token": token},

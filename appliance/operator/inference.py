@@ -198,7 +198,8 @@ def select_runtime(pred: Predictor, runtimes: Sequence[Mapping[str, Any]]) -> Ma
     )
 
 
-def _owner(isvc: Mapping[str, Any]) -> list[dict[str, Any]]:
+def owner_references(isvc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The controller owner reference of what the operator makes for an InferenceService (deleted with it)."""
     meta = isvc["metadata"]
     return [
         {
@@ -230,7 +231,12 @@ def objects(isvc: Mapping[str, Any], runtime: Mapping[str, Any]) -> list[dict[st
     image = str(base["image"])
     args = [str(a).replace("{{.Name}}", pred.name) for a in base.get("args") or []]
     name = predictor_name(pred.name)
-    meta = {"name": name, "namespace": pred.namespace, "labels": labels(pred.name), "ownerReferences": _owner(isvc)}
+    meta = {
+        "name": name,
+        "namespace": pred.namespace,
+        "labels": labels(pred.name),
+        "ownerReferences": owner_references(isvc),
+    }
     annotations = {
         "serving.kserve.io/deploymentMode": "RawDeployment",
         "serving.kserve.io/storage-uri": pred.storage_uri,
