@@ -47,7 +47,7 @@ spec:
         name: {format}
       storageUri: {uri}
       storage:
-        key: aws-connection-minio
+        key: {key}
 """
 UPLOAD = """
 import base64, io, os, urllib.parse
@@ -152,8 +152,8 @@ def ready(cluster: k8s.Cluster, name: str) -> dict[str, Any]:
     return {}
 
 
-def apply_isvc(cluster: k8s.Cluster, name: str, uri: str, fmt: str = "onnx") -> None:
-    cluster.apply_yaml(ISVC_YAML.format(name=name, namespace=PROJECT, uri=uri, format=fmt))
+def apply_isvc(cluster: k8s.Cluster, name: str, uri: str, fmt: str = "onnx", key: str = dataconnection.NAME) -> None:
+    cluster.apply_yaml(ISVC_YAML.format(name=name, namespace=PROJECT, uri=uri, format=fmt, key=key))
 
 
 def start_pod(cluster: k8s.Cluster, prefix: str, script: str, env: dict[str, str]) -> str:
@@ -373,17 +373,22 @@ def _log(cluster: k8s.Cluster, pod: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("name", "uri", "fmt", "reason", "text"),
+    ("name", "uri", "fmt", "key", "reason", "text"),
     [
-        ("bad-uri", "http://example.com/model.onnx", "onnx", "InvalidStorageUri", "is not s3://BUCKET/PATH"),
-        ("bad-format", "s3://models/e2e/demo/v1", "tensorflow", "NoSupportingRuntime", "'tensorflow'"),
-        ("bad-path", "s3://models/e2e/no-such-model", "onnx", "StorageInitializerFailed", "no objects at"),
+        ("bad-uri", "http://example.com/model.onnx", "onnx", dataconnection.NAME, "InvalidStorageUri",
+         "is not s3://BUCKET/PATH"),
+        ("bad-format", "s3://models/e2e/demo/v1", "tensorflow", dataconnection.NAME, "NoSupportingRuntime",
+         "'tensorflow'"),
+        ("bad-path", "s3://models/e2e/no-such-model", "onnx", dataconnection.NAME, "StorageInitializerFailed",
+         "no objects at"),
+        ("no-secret", "s3://models/e2e/demo/v1", "onnx", "no-such-connection", "DataConnectionNotFound",
+         "no-such-connection does not exist"),
     ],
-)
+)  # fmt: skip
 def test_bad_specs_are_ready_false_with_a_clear_message_and_a_warning(
-    cluster: k8s.Cluster, project: str, name: str, uri: str, fmt: str, reason: str, text: str
+    cluster: k8s.Cluster, project: str, name: str, uri: str, fmt: str, key: str, reason: str, text: str
 ) -> None:
-    apply_isvc(cluster, name, uri, fmt)
+    apply_isvc(cluster, name, uri, fmt, key)
     try:
 
         def failed() -> tuple[bool, str]:
