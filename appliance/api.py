@@ -900,3 +900,166 @@ def pipelines_wait(
                 hint=f"it goes on in the cluster: `appliance pipelines get {run_id}`",
             )
         time_mod.sleep(interval)
+
+
+# --- pipelines in the terminal UI (issue #8): run forms, artifacts, durations -----------------------
+
+ARTIFACT_PREVIEW_LIMIT = 64 * 1024  # artifacts up to this size are shown inline when they are text
+TEXT_ARTIFACTS = ("Metrics", "ClassificationMetrics", "SlicedClassificationMetrics", "Markdown", "HTML", "Dataset")
+
+
+@dataclass(frozen=True)
+class PipelineParameter:
+    """One declared input parameter of a pipeline, as a run form shows it."""
+
+    name: str
+    type: str  # STRING | NUMBER_INTEGER | NUMBER_DOUBLE | BOOLEAN | LIST | STRUCT
+    default: Any = None
+    has_default: bool = False
+    optional: bool = False
+
+    @property
+    def required(self) -> bool:
+        return not (self.has_default or self.optional)
+
+    @property
+    def default_text(self) -> str:
+        """The default as a person types it (`-p` text): true/false, JSON for lists and structs."""
+        import json  # noqa: PLC0415
+
+        value = self.default
+        if not self.has_default or value is None:
+            return ""
+        if self.type == "BOOLEAN":
+            return "true" if value else "false"
+        if self.type in ("LIST", "STRUCT"):
+            return json.dumps(value)
+        if self.type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    def describe(self) -> str:
+        """`count (NUMBER_INTEGER, default 4)`, `path (STRING, required)`."""
+        if self.has_default:
+            extra = "default " + (self.default_text or '""')
+        else:
+            extra = "optional" if self.optional else "required"
+        return f"{self.name} ({self.type}, {extra})"
+
+
+def pipelines_parameters(server: PipelineServer, pipeline: str, version: str | None = None) -> list[PipelineParameter]:
+    """The input parameters of an uploaded pipeline's version (the newest by default). A server that
+    predates this (no `parameters` in its answer) gives an empty list: the run uses the defaults."""
+    import urllib.parse  # noqa: PLC0415
+
+    query = f"?{urllib.parse.urlencode({'version': version})}" if version else ""
+    info = _pipelines_call(server, "GET", f"/apis/v1/pipelines/{urllib.parse.quote(pipeline, safe='')}{query}")
+    return [
+        PipelineParameter(str(p["name"]), str(p["type"]), p.get("default"), bool(p.get("has_default")),
+                          bool(p.get("optional")))
+        for p in info.get("parameters") or []
+    ]  # fmt: skip
+
+
+def pipelines_run_seconds(run: Mapping[str, Any], now: float | None = None) -> float | None:
+    """How long a run (as the server lists it) took, or has been running."""
+    import time as time_mod  # noqa: PLC0415
+
+    created = run.get("created")
+    if not isinstance(created, int | float):
+        return None
+    finished = run.get("finished")
+    end = finished if isinstance(finished, int | float) and finished else (now or time_mod.time())
+    return max(0.0, float(end) - float(created))
+
+
+def duration_text(seconds: float | None) -> str:
+    """`0.4s`, `12s`, `3m05s`, `1h02m`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+@dataclass(frozen=True)
+class PipelineArtifact:
+    """An output artifact of a run's task."""
+
+    run_id: str
+    task_id: str
+    name: str
+    uri: str
+    schema_title: str  # system.Dataset, system.Metrics, ...
+    metadata: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.schema_title.rpartition(".")[2] or "Artifact"
+
+    @property
+    def text_like(self) -> bool:
+        return self.kind in TEXT_ARTIFACTS
+
+
+def pipelines_artifacts(server: PipelineServer, run_id: str) -> list[PipelineArtifact]:
+    import urllib.parse  # noqa: PLC0415
+
+    listed = _pipelines_call(server, "GET", f"/apis/v1/runs/{urllib.parse.quote(run_id, safe='')}/artifacts")
+    return [
+        PipelineArtifact(run_id, str(a["task_id"]), str(a["name"]), str(a.get("uri", "")),
+                         str((a.get("type") or {}).get("schemaTitle", "")), dict(a.get("metadata") or {}))
+        for a in listed["artifacts"]
+    ]  # fmt: skip
+
+
+def pipelines_artifact_bytes(server: PipelineServer, artifact: PipelineArtifact) -> bytes:
+    """The artifact's bytes (single-file artifacts; a directory artifact is an error with its URI)."""
+    import urllib.parse  # noqa: PLC0415
+
+    query = urllib.parse.urlencode({"task": artifact.task_id, "name": artifact.name})
+    path = f"/apis/v1/runs/{urllib.parse.quote(artifact.run_id, safe='')}/artifacts/download?{query}"
+    return bytes(_pipelines_call(server, "GET", path, raw=True))
+
+
+def pipelines_artifact_text(server: PipelineServer, artifact: PipelineArtifact) -> str:
+    """What a person sees when opening an artifact: its URI, type and metadata, and for small text-like
+    artifacts (Metrics, Markdown, HTML, a Dataset CSV, ...) its contents."""
+    lines = [f"uri: {artifact.uri}", f"type: {artifact.schema_title or '-'}", f"task: {artifact.task_id}"]
+    if artifact.metadata:
+        lines += ["metadata:", *(f"  {k}: {v}" for k, v in artifact.metadata.items())]
+    if not artifact.text_like:
+        lines.append(f"\n({artifact.kind}: contents not shown; g downloads it)")
+        return "\n".join(lines)
+    try:
+        data = pipelines_artifact_bytes(server, artifact)
+    except errors.ApplianceError as exc:
+        lines.append(f"\n(contents not available: {exc.message})")
+        return "\n".join(lines)
+    if b"\0" in data[:4096]:
+        lines.append(f"\n({len(data)} bytes, binary; g downloads it)")
+    elif len(data) > ARTIFACT_PREVIEW_LIMIT:
+        head = data[:ARTIFACT_PREVIEW_LIMIT].decode(errors="replace")
+        lines.append(f"\ncontents (first {ARTIFACT_PREVIEW_LIMIT // 1024} kB of {len(data)} bytes):\n{head}")
+    else:
+        lines.append(f"\ncontents ({len(data)} bytes):\n" + data.decode(errors="replace"))
+    return "\n".join(lines)
+
+
+def pipelines_download_artifact(server: PipelineServer, artifact: PipelineArtifact, dest: str | Path) -> Path:
+    """Save the artifact to `dest` (a file, or a directory: then `<dest>/<artifact name>`)."""
+    target = Path(dest).expanduser()
+    if target.is_dir():
+        target = target / artifact.name
+    data = pipelines_artifact_bytes(server, artifact)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as exc:
+        raise errors.UsageError(f"cannot write {target}: {exc.strerror}") from exc
+    return target

@@ -27,6 +27,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="URL",
         help="an S3 endpoint to use instead of the cluster's MinIO (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
     )
+    p.add_argument(
+        "--pipeline-server",
+        metavar="URL",
+        help="a pipeline server to use instead of the cluster's (its token from ODH_PIPELINES_TOKEN)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="accepted for symmetry with the CLI")
     return p.parse_args(argv)
 
@@ -38,8 +43,12 @@ def backends_from(args: argparse.Namespace) -> Backends:
         storage = api.storage_target_for(
             args.s3_endpoint, os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
         )
+    pipelines = None
+    if args.pipeline_server:
+        pipelines = api.pipelines_server(loaded, url=args.pipeline_server,
+                                         token=os.environ.get(api.PIPELINES_TOKEN_ENV, ""))  # fmt: skip
     return Backends(loaded, config_file=args.config, overrides=tuple(args.overrides), storage=storage,
-                    model_server=args.model_server)  # fmt: skip
+                    model_server=args.model_server, pipelines=pipelines)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

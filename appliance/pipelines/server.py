@@ -12,7 +12,8 @@ more moving parts. Under `/apis/v1` (the gateway maps `/ds-pipeline/` here, with
     GET  /healthz                                   ok
     POST /apis/v1/pipelines?name=N[&version=V]      upload IR YAML/JSON (body) as a new pipeline
     POST /apis/v1/pipelines/N/versions?version=V    upload a new version of N
-    GET  /apis/v1/pipelines[/N]                     list pipelines / one pipeline's versions
+    GET  /apis/v1/pipelines[/N[?version=V]]         list pipelines / one pipeline's versions and the
+                                                    input parameters of V (default: the newest)
     POST /apis/v1/runs                              {"pipeline", "version"?, "parameters"?, "enable_cache"?} → the run
     GET  /apis/v1/runs[?limit=]                     runs, newest first
     GET  /apis/v1/runs/ID                           the run with its tasks (state, attempts, exit code, log tail)
@@ -106,7 +107,7 @@ class Handler(BaseHTTPRequestHandler):
             case "GET", ["pipelines"]:
                 self._json(HTTPStatus.OK, {"pipelines": svc.catalog.pipelines()})
             case "GET", ["pipelines", name]:
-                self._json(HTTPStatus.OK, svc.pipeline(name))
+                self._json(HTTPStatus.OK, svc.pipeline(name, query.get("version") or None))
             case "POST", ["pipelines"]:
                 name = query.get("name", "")
                 if not name:

@@ -141,11 +141,27 @@ class PipelineService:
         params = {n: p.type for n, p in pipeline.root.input_parameters.items()}
         return {"name": name, "version": added.version, "created": added.created, "parameters": params}
 
-    def pipeline(self, name: str) -> dict[str, Any]:
+    def pipeline(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """The pipeline's versions, and the input parameters (type, default, optional) of `version`
+        (default: the newest), so that a client can build a run form without the IR."""
         versions = self.catalog.versions(name)
         if not versions:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no pipeline {name!r}")
-        return {"name": name, "versions": [{"version": v.version, "created": v.created} for v in versions]}
+        try:
+            chosen, text = self.catalog.ir(name, version)
+        except KeyError as exc:
+            raise ApiError(HTTPStatus.NOT_FOUND, str(exc.args[0])) from exc
+        root = ir.loads(text, source=f"{name} {chosen}").root
+        parameters = [
+            {"name": n, "type": p.type, "default": p.default, "has_default": p.has_default, "optional": p.optional}
+            for n, p in root.input_parameters.items()
+        ]
+        return {
+            "name": name,
+            "versions": [{"version": v.version, "created": v.created} for v in versions],
+            "version": chosen,
+            "parameters": parameters,
+        }
 
     # --- runs --------------------------------------------------------------------------------------
 

@@ -6,13 +6,14 @@ and one line in SCREENS; the app builds its modes, the `:` prompt and the help f
 
 from __future__ import annotations
 
-from tui.screens import models, overview, storage, workbenches
+from tui.screens import models, overview, pipelines, storage, workbenches
 from tui.screens.base import ResourceScreen
 
 SCREENS: tuple[type[ResourceScreen], ...] = (
     overview.OverviewScreen,
     workbenches.WorkbenchesScreen,
     models.ModelsScreen,
+    pipelines.PipelinesScreen,
     storage.StorageScreen,
 )
 

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 GLOBAL_KEYS = [
-    (":", "jump to a screen (overview, storage, models, workbenches); :q quits"),
+    (":", "jump to a screen (overview, workbenches, models, pipelines, storage); :q quits"),
     ("/", "filter the list (words; !word hides)"),
     ("?", "this help"),
     ("esc", "back: close a dialog, clear the filter, previous screen"),

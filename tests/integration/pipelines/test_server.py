@@ -111,7 +111,14 @@ def test_upload_versions_run_and_artifacts(pipeline_server: Server, compiled: di
     assert uploaded["version"] == "v1" and uploaded["parameters"] == {"x": "NUMBER_INTEGER"}
     second = srv.call("POST", "/apis/v1/pipelines/trivial/versions?version=v2", compiled["trivial"].read_bytes())
     assert second["version"] == "v2"
-    assert [v["version"] for v in srv.call("GET", "/apis/v1/pipelines/trivial")["versions"]] == ["v1", "v2"]
+    described = srv.call("GET", "/apis/v1/pipelines/trivial")
+    assert [v["version"] for v in described["versions"]] == ["v1", "v2"]
+    assert described["version"] == "v2"  # the parameters of the newest version (a run form's fields)
+    assert described["parameters"] == [
+        {"name": "x", "type": "NUMBER_INTEGER", "default": 1.0, "has_default": True, "optional": True}
+    ]
+    assert srv.call("GET", "/apis/v1/pipelines/trivial?version=v1")["version"] == "v1"
+    assert srv.raw("GET", "/apis/v1/pipelines/trivial?version=v9")[0] == 404
     assert srv.call("GET", "/apis/v1/pipelines")["pipelines"][0]["versions"] == 2
 
     created = srv.call("POST", "/apis/v1/runs", json.dumps({"pipeline": "trivial", "parameters": {"x": 5}}).encode())

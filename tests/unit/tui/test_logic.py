@@ -8,6 +8,8 @@ from appliance import api, progress
 from tui import filtering, screens
 from tui.screens.models import rates_text
 from tui.screens.overview import PROFILES, component_row, endpoints_table, nodes_table
+from tui.screens.pipeline_run import run_summary, state_text, task_row
+from tui.screens.pipelines import run_row, task_counts
 from tui.screens.storage import human_size
 from tui.screens.workbenches import row
 from tui.widgets.steps import step_line
@@ -38,7 +40,8 @@ def test_filter_terms() -> None:
 @pytest.mark.parametrize(
     ("word", "name"),
     [("storage", "storage"), (":s3", "storage"), ("nb", "workbenches"), ("mod", "models"), ("Over", "overview"),
-     ("isvc", "models"), ("install", "overview")],
+     ("isvc", "models"), ("install", "overview"), ("pipelines", "pipelines"), ("pl", "pipelines"),
+     ("runs", "pipelines"), ("pip", "pipelines")],
 )  # fmt: skip
 def test_jump_words(word: str, name: str) -> None:
     found = screens.find(word)
@@ -110,3 +113,57 @@ def test_nodes_table_has_a_gpu_column_only_with_gpus() -> None:
     assert [c.header for c in nodes_table(status).columns] == ["node", "ready", "cpu", "memory", "images", "usage"]
     status.nodes = [{**node, "allocatable_gpu": "1"}]
     assert "gpu" in [c.header for c in nodes_table(status).columns]
+
+
+@pytest.mark.parametrize(
+    ("state", "text"),
+    [("succeeded", "✓ succeeded"), ("failed", "✗ failed"), ("running", "• running"), ("skipped", "- skipped"),
+     ("pending", "… pending"), ("cached", "✓ cached"), ("weird", "? weird")],
+)  # fmt: skip
+def test_pipeline_states_are_words_with_marks(state: str, text: str) -> None:
+    assert state_text(state) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (0.42, "0.4s"), (9.94, "9.9s"), (12.7, "12s"), (185, "3m05s"), (3720, "1h02m")],
+)
+def test_duration_text(seconds: float | None, text: str) -> None:
+    assert api.duration_text(seconds) == text
+
+
+def test_pipeline_rows() -> None:
+    run = {"run_id": "r-1", "state": "running", "created": 100.0, "finished": None,
+           "tasks": {"failed": 1, "succeeded": 3, "running": 1, "skipped": 0}}  # fmt: skip
+    assert run_row(run, now=112.0) == ("r-1", "• running", "12s", "✓3 •1 ✗1")
+    assert task_counts({}) == "-"
+    done = {**run, "state": "succeeded", "finished": 101.5}
+    assert run_row(done, now=999.0)[1:3] == ("✓ succeeded", "1.5s")
+    task = {"task_id": "dag/boom", "state": "failed", "attempts": 2, "exit_code": 3, "seconds": 0.25}
+    assert task_row(task) == ("dag/boom", "✗ failed", "2", "3", "0.2s")
+    assert task_row({"task_id": "t", "state": "pending"}) == ("t", "… pending", "-", "-", "-")
+
+
+def test_run_summary() -> None:
+    run = {"pipeline": "demo", "version": "v2", "state": "succeeded", "created": 0.0, "finished": 65.0,
+           "parameters": {"rows": 5}, "error": ""}  # fmt: skip
+    assert run_summary(run) == "demo v2  ✓ succeeded  1m05s\nparameters: rows=5"
+    failed = {**run, "state": "failed", "error": "task boom failed: exit code 3"}
+    assert run_summary(failed).endswith("\nerror: task boom failed: exit code 3")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "default", "described"),
+    [
+        (api.PipelineParameter("n", "NUMBER_INTEGER", 4.0, True), "4", "n (NUMBER_INTEGER, default 4)"),
+        (api.PipelineParameter("ok", "BOOLEAN", False, True), "false", "ok (BOOLEAN, default false)"),
+        (api.PipelineParameter("tags", "LIST", ["a"], True), '["a"]', 'tags (LIST, default ["a"])'),
+        (api.PipelineParameter("s", "STRING", "", True), "", 's (STRING, default "")'),
+        (api.PipelineParameter("p", "STRING"), "", "p (STRING, required)"),
+        (api.PipelineParameter("o", "STRING", None, False, True), "", "o (STRING, optional)"),
+    ],
+)
+def test_pipeline_parameters_in_a_form(parameter: api.PipelineParameter, default: str, described: str) -> None:
+    assert parameter.default_text == default
+    assert parameter.describe() == described
+    assert parameter.required is (not parameter.has_default and not parameter.optional)
