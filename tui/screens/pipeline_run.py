@@ -9,6 +9,7 @@ States are words with marks (`✓ succeeded`, `✗ failed`, `• running`), neve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,11 +43,15 @@ def state_text(state: str) -> str:
     return f"{mark} {state}"
 
 
-def task_row(task: dict[str, Any]) -> tuple[str, ...]:
-    """A task of GET /runs/ID as table cells: task, state, attempts, exit code, time (pure)."""
+def task_row(task: dict[str, Any], now: float | None = None) -> tuple[str, ...]:
+    """A task of GET /runs/ID as table cells: task, state, attempts, exit code, time — for a running
+    task, the time since it started (pure: unit-tested)."""
     exit_code = task.get("exit_code")
     attempts = int(task.get("attempts") or 0)
     seconds = task.get("seconds")
+    started = task.get("started")
+    if seconds is None and task.get("state") == "running" and isinstance(started, int | float):
+        seconds = max(0.0, (time.time() if now is None else now) - started)
     return (
         str(task["task_id"]),
         state_text(str(task["state"])),
@@ -78,7 +83,7 @@ class RunDialog(ModalScreen[dict[str, str] | None]):
     RunDialog Static#title { text-style: bold; }
     RunDialog VerticalScroll { height: auto; max-height: 16; }
     RunDialog Input { height: 1; border: none; padding: 0 1; background: $boost; }
-    RunDialog Input:focus { background: $accent 30%; }
+    RunDialog Input:focus { border: none; background: $accent 30%; }
     RunDialog Label.param { margin-top: 1; }
     """
     )
@@ -199,7 +204,7 @@ class RunScreen(ResourceScreen):
         for t in self.tasks.values():
             counts[str(t["state"])] = counts.get(str(t["state"]), 0) + 1
         table.title = "tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "tasks"
-        table.set_rows((key, task_row(t)) for key, t in self.tasks.items())
+        table.set_rows((key, task_row(t, now)) for key, t in self.tasks.items())
         self.artifacts = {f"{a.task_id}:{a.name}": a for a in artifacts}
         self.artifacts_table.title = f"artifacts ({len(artifacts)}; enter opens, g downloads)"
         self.artifacts_table.set_rows((k, (a.name, a.kind, a.task_id)) for k, a in self.artifacts.items())

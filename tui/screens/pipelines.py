@@ -26,7 +26,7 @@ from tui.screens.pipeline_run import MARKS, RunDialog, RunScreen, run_summary, s
 from tui.widgets.resource_table import ResourceTable
 
 REFRESH_INTERVAL = 3.0
-HINT = "u: upload a compiled pipeline  enter/n: run it  enter on a run: watch it  l: failed task's log"
+HINT = "u: upload  enter/n: run the pipeline  enter on a run: watch it  l: its log"
 
 
 def task_counts(counts: dict[str, int]) -> str:
@@ -50,7 +50,7 @@ class PipelinesScreen(ResourceScreen):
     NAME = "pipelines"
     ALIASES = ("pipeline", "runs", "pl", "dsp", "kfp")
     TITLE = "Pipelines"
-    SUMMARY = "upload a compiled pipeline, run it with parameters, watch its tasks, logs, artifacts"
+    SUMMARY = "upload and run pipelines; watch their tasks, logs, artifacts"
     NEEDS_CLUSTER = True
 
     DEFAULT_CSS = """

@@ -7,6 +7,9 @@ does not depend on dates, ports or the host's doctor results. Update after an in
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +20,8 @@ from appliance import api
 from tests.integration.tui.conftest import make_app
 from tui.screens.models import ModelsScreen, rates_text
 from tui.screens.overview import OverviewScreen
+from tui.screens.pipeline_run import RunDialog, RunScreen
+from tui.screens.pipelines import PipelinesScreen
 from tui.screens.storage import StorageScreen
 from tui.screens.workbenches import WorkbenchesScreen
 from tui.widgets.resource_table import ResourceTable
@@ -173,3 +178,104 @@ def test_lost_cluster_banner(snap_compare: SnapCompare) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(initial="storage"), run_before=before)
+
+
+UPDATED = WHEN.timestamp()
+NO_SERVER = api.PipelineServer("http://127.0.0.1:9", "")  # discard port: every call fails at once
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC for the test (the pipelines screen shows upload times in local time)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("utc")
+def test_pipelines(snap_compare: SnapCompare) -> None:
+    pipelines = [{"name": "iris-train", "created": UPDATED, "versions": 3, "updated": UPDATED},
+                 {"name": "tui-demo", "created": UPDATED, "versions": 1, "updated": UPDATED}]  # fmt: skip
+    runs = [
+        {"run_id": "iris-train-20261122-093001-4f2a1c", "state": "running", "created": 100.0, "finished": None,
+         "tasks": {"succeeded": 2, "running": 1}},
+        {"run_id": "tui-demo-20261122-092512-9c1e7b", "state": "succeeded", "created": 100.0, "finished": 104.2,
+         "tasks": {"succeeded": 2}},
+        {"run_id": "iris-train-20261122-091003-77ab02", "state": "failed", "created": 100.0, "finished": 161.0,
+         "tasks": {"succeeded": 1, "failed": 1, "skipped": 2}},
+    ]  # fmt: skip
+
+    async def before(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, PipelinesScreen) and screen.refresh_timer is not None
+        screen.refresh_timer.stop()  # the rows below stay; no refresh replaces them
+        await pilot.app.workers.wait_for_complete()
+        screen.say("")
+        screen.show(pipelines, runs, now=112.0)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(initial="pipelines", pipelines=NO_SERVER), run_before=before)
+
+
+def test_pipeline_run(snap_compare: SnapCompare) -> None:
+    def task(task_id: str, state: str, attempts: int, exit_code: int | None, seconds: float | None,
+             kind: str = "container") -> dict[str, Any]:  # fmt: skip
+        return {"task_id": task_id, "kind": kind, "state": state, "attempts": attempts, "exit_code": exit_code,
+                "started": 1.0, "seconds": seconds}  # fmt: skip
+
+    run = {
+        "run_id": "tui-demo-x", "pipeline": "tui-demo", "version": "v1", "state": "running", "created": 0.0,
+        "finished": None, "parameters": {"rows": 5, "greeting": "hi"}, "error": "",
+        "tasks": [task("make-data", "succeeded", 1, 0, 2.1), task("exit-handler-1", "running", 0, None, None, "dag"),
+                  task("exit-handler-1/boom", "failed", 2, 3, 1.2),
+                  task("exit-handler-1/after", "skipped", 0, None, None), task("final", "running", 1, None, None)],
+    }  # fmt: skip
+    artifacts = [
+        api.PipelineArtifact("tui-demo-x", "make-data", name, f"s3://pipelines/tui-demo/x/make-data/{name}", kind, {})
+        for name, kind in (("data", "system.Dataset"), ("report", "system.Markdown"), ("metrics", "system.Metrics"))
+    ]
+
+    async def before(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        screen = RunScreen("tui-demo-x")
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        assert screen.poll_timer is not None
+        screen.poll_timer.stop()
+        await pilot.app.workers.wait_for_complete()
+        screen.show(run, artifacts, now=20.0)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(initial="pipelines", pipelines=NO_SERVER), run_before=before)
+
+
+def test_pipeline_run_form(snap_compare: SnapCompare) -> None:
+    parameters = [
+        api.PipelineParameter("greeting", "STRING", "hello", True, True),
+        api.PipelineParameter("rows", "NUMBER_INTEGER", 3.0, True, True),
+        api.PipelineParameter("loud", "BOOLEAN", False, True, True),
+        api.PipelineParameter("data_path", "STRING"),
+    ]
+
+    async def before(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, PipelinesScreen) and screen.refresh_timer is not None
+        screen.refresh_timer.stop()
+        await pilot.app.workers.wait_for_complete()
+        pilot.app.clear_notifications()
+        await pilot.app.push_screen(RunDialog("tui-demo", parameters))
+        await pilot.pause()
+
+    assert snap_compare(make_app(initial="pipelines", pipelines=NO_SERVER), run_before=before)

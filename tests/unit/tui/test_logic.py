@@ -142,6 +142,8 @@ def test_pipeline_rows() -> None:
     task = {"task_id": "dag/boom", "state": "failed", "attempts": 2, "exit_code": 3, "seconds": 0.25}
     assert task_row(task) == ("dag/boom", "✗ failed", "2", "3", "0.2s")
     assert task_row({"task_id": "t", "state": "pending"}) == ("t", "… pending", "-", "-", "-")
+    running = {"task_id": "t", "state": "running", "attempts": 1, "started": 10.0, "seconds": None}
+    assert task_row(running, now=25.0) == ("t", "• running", "1", "-", "15s")
 
 
 def test_run_summary() -> None:
