@@ -19,7 +19,9 @@ from appliance import errors
 from appliance.cli.state import State, pass_state
 
 
-def tui_argv(state: State, *, screen: str | None = None, model_server: str | None = None) -> list[str]:
+def tui_argv(
+    state: State, *, screen: str | None = None, model_server: str | None = None, pipeline_server: str | None = None
+) -> list[str]:
     """The command line of the UI process, with this CLI's global options."""
     argv = [sys.executable, "-m", "tui"]
     if state.config_file:
@@ -30,6 +32,8 @@ def tui_argv(state: State, *, screen: str | None = None, model_server: str | Non
         argv += ["--screen", screen]
     if model_server:
         argv += ["--model-server", model_server]
+    if pipeline_server:
+        argv += ["--pipeline-server", pipeline_server]
     return argv
 
 
@@ -52,13 +56,20 @@ def run_tui(state: State, **options: str | None) -> None:
 
 
 @click.command()
-@click.option("--screen", metavar="NAME", help="Open this screen first: overview, workbenches, models, storage.")
+@click.option(
+    "--screen", metavar="NAME", help="Open this screen first: overview, workbenches, models, pipelines, storage."
+)
 @click.option("--model-server", metavar="URL", help="Connect the models screen to this model server.")
+@click.option(
+    "--pipeline-server",
+    metavar="URL",
+    help="Use this pipeline server instead of the cluster's (its token from ODH_PIPELINES_TOKEN).",
+)
 @pass_state
-def tui(state: State, screen: str | None, model_server: str | None) -> None:
-    """Open the terminal UI: install, overview, workbenches, models, storage (see docs/tui.md).
+def tui(state: State, screen: str | None, model_server: str | None, pipeline_server: str | None) -> None:
+    """Open the terminal UI: install, overview, workbenches, models, pipelines, storage (see docs/tui.md).
 
     Plain `appliance` in an interactive terminal does the same. Keys as in k9s: `:` jumps to a
     screen, `/` filters, `?` shows help, `esc` goes back.
     """
-    run_tui(state, screen=screen, model_server=model_server)
+    run_tui(state, screen=screen, model_server=model_server, pipeline_server=pipeline_server)

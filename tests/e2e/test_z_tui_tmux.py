@@ -1,11 +1,12 @@
 """The terminal UI driven through tmux as a person would: keys in (`send-keys`), the screen read back
 (`capture-pane`). From nothing: install the platform from the overview screen, create a workbench and
-open its URL, upload a model into MinIO, deploy it, try an inference, browse storage.
+open its URL, upload a model into MinIO, deploy it, try an inference, upload a compiled pipeline, run
+it with a parameter and watch it finish (each task a pod on the cluster), read a task's log, browse
+storage.
 
 Named `test_z_*`: it makes its own cluster (own name, ports and data directory) with the UI's Install,
 so it runs after `test_y_cluster.py` has removed the session's cluster, and removes its own at the end.
-Needs tmux (`.ci/run` installs it). Pipelines are not in the UI yet (issue #8 names them; the
-pipelines screen comes with the pipeline server).
+Needs tmux (`.ci/run` installs it), and the task Python (`.venv-kfp`) to compile the pipeline.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.e2e.conftest import UP_TIMEOUT, free_port
 pytestmark = pytest.mark.e2e
 
 CLUSTER = os.environ.get("ODH_E2E_TUI_CLUSTER", "odh-e2e-tui")
+PIPELINE_SOURCES = Path(__file__).parents[1] / "integration" / "tui" / "pipelines"  # tui_demo.py
 WIDTH, HEIGHT = 200, 50  # wide enough that a workbench URL with its token fits on one line
 
 
@@ -144,7 +146,52 @@ def test_upload_deploy_and_try_a_model(tui: Tmux, tmp_path: Path) -> None:
     tui.wait_for(r"product FP32 \[1, 4\] = 1, 4, 9, 16", timeout=10)  # c * d
 
 
+def compile_demo(out: Path) -> Path:
+    """tests/integration/tui/pipelines/tui_demo.py's pipeline, compiled by kfp in the task Python."""
+    from appliance.pipelines import local  # noqa: PLC0415 - a test-only shortcut to the finder
+
+    target = out / "tui-demo.yaml"
+    script = (
+        f"import sys; sys.path.insert(0, {str(PIPELINE_SOURCES)!r})\n"
+        f"from kfp import compiler\nimport tui_demo\ncompiler.Compiler().compile(tui_demo.pipeline, {str(target)!r})\n"
+    )
+    done = subprocess.run([local.find_task_python(), "-W", "ignore", "-c", script], capture_output=True, text=True,
+                          timeout=180, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return target
+
+
+def test_run_a_pipeline_and_watch_it_finish(tui: Tmux, tmp_path: Path) -> None:
+    compiled = compile_demo(tmp_path)
+    tui.jump("pipelines")
+    tui.wait_for(r"pipelines \(\d+\)", timeout=120)  # the cluster's pipeline server answered
+    tui.keys("u")
+    tui.wait_for(r"Upload a pipeline", timeout=30)
+    tui.type(str(compiled))
+    tui.keys("Enter", "Enter", "Enter")  # path, name (from the file), version (v1)
+    tui.wait_for(r"✓ uploaded tui-demo v1; parameters: .*rows \(NUMBER_INTEGER\)", timeout=60)
+    tui.keys("n")  # the run form of the selected (the only) pipeline
+    tui.wait_for(r"rows \(NUMBER_INTEGER, default 3\)", timeout=60)
+    tui.keys("Enter", "Enter")  # greeting, loud: their defaults; the cursor is on rows
+    tui.keys("BSpace")
+    tui.type("4")
+    tui.keys("Enter", "Enter", "Enter")  # rows, scale, tags: the last field runs it
+    # The run screen: tasks go pending → running → succeeded as their pods run; the run ends succeeded.
+    tui.wait_for(r"tui-demo v1\s+✓ succeeded", timeout=600)
+    tui.wait_for(r"make-data\s+✓ succeeded", timeout=10)
+    tui.wait_for(r"greet\s+✓ succeeded", timeout=10)
+    tui.wait_for(r"parameters: .*rows=4", timeout=10)
+    tui.keys("Down", "l")  # the greet task's log: it got rows from make-data
+    tui.wait_for(r"hello x4 scale=0\.5 tags=a,b", timeout=60)
+    tui.keys("Escape")
+    tui.wait_for(r"report\s+Markdown", timeout=30)  # the run's artifacts
+    tui.keys("Escape")  # back to the list: the run is there, succeeded
+    tui.wait_for(r"tui-demo-\S+\s+✓ succeeded", timeout=30)
+
+
 def test_browse_storage(tui: Tmux) -> None:
     tui.jump("storage")
     tui.wait_for(r"pipelines", timeout=60)  # the default buckets
     tui.wait_for(r"models", timeout=10)
+    tui.keys("Enter")  # open the selected bucket: its objects on the right
+    tui.wait_for(r"\(\d+ objects\)", timeout=60)

@@ -9,6 +9,7 @@ States are words with marks (`✓ succeeded`, `✗ failed`, `• running`), neve
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +69,9 @@ def run_summary(run: dict[str, Any], now: float | None = None) -> str:
     head += f"  {api.duration_text(api.pipelines_run_seconds(run, now))}"
     if run.get("error"):
         return f"{head}\nerror: {run['error']}"
-    params = ", ".join(f"{k}={v}" for k, v in (run.get("parameters") or {}).items())
+    params = ", ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in (run.get("parameters") or {}).items()
+    )
     return f"{head}\nparameters: {params or '(defaults)'}"
 
 

@@ -148,8 +148,8 @@ def test_pipeline_rows() -> None:
 
 def test_run_summary() -> None:
     run = {"pipeline": "demo", "version": "v2", "state": "succeeded", "created": 0.0, "finished": 65.0,
-           "parameters": {"rows": 5}, "error": ""}  # fmt: skip
-    assert run_summary(run) == "demo v2  ✓ succeeded  1m05s\nparameters: rows=5"
+           "parameters": {"rows": 5, "loud": False, "tags": ["a"], "s": "x y"}, "error": ""}  # fmt: skip
+    assert run_summary(run) == 'demo v2  ✓ succeeded  1m05s\nparameters: rows=5, loud=false, tags=["a"], s=x y'
     failed = {**run, "state": "failed", "error": "task boom failed: exit code 3"}
     assert run_summary(failed).endswith("\nerror: task boom failed: exit code 3")
 
