@@ -78,6 +78,7 @@ class PipelinesScreen(ResourceScreen):
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
         self.refresh_timer: Timer | None = None
+        self.server_problem = False  # the status line says the server does not answer
 
     def compose_body(self) -> ComposeResult:
         yield ResourceTable(("pipeline", "versions", "updated"), title="pipelines", id="pipelines")
@@ -124,6 +125,7 @@ class PipelinesScreen(ResourceScreen):
         table = self.pipelines_table
         table.title = table.border_title = "pipelines: the server does not answer (r retries)"
         self.say(f"✗ {exc.message}")
+        self.server_problem = True
 
     def show(self, pipelines: list[dict[str, Any]], runs: list[dict[str, Any]], now: float | None = None) -> None:
         self.pipelines = {str(p["name"]): p for p in pipelines}
@@ -135,7 +137,8 @@ class PipelinesScreen(ResourceScreen):
         self.runs = {str(r["run_id"]): r for r in runs}
         self.runs_table.title = f"runs ({len(runs)}, newest first)"
         self.runs_table.set_rows((key, run_row(r, now)) for key, r in self.runs.items())
-        if not self.query_one("#status", Static).content:
+        if self.server_problem or not self.query_one("#status", Static).content:  # the server answers again
+            self.server_problem = False
             self.say(HINT if pipelines else "u uploads a compiled pipeline (kfp.compiler.Compiler().compile(...))")
         if self.focused is None:
             table.focus()

@@ -276,3 +276,19 @@ def test_a_server_that_does_not_answer(tmp_path: Path) -> None:
         assert "does not answer" in screen.pipelines_table.border_title
 
     drive(app, scenario)
+
+
+def test_the_line_clears_when_the_server_answers_again(pipeline_server: api.PipelineServer) -> None:
+    app = make_app(initial="pipelines", pipelines=pipeline_server)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen)
+        await until(pilot, lambda: screen.pipelines_table.title.startswith("pipelines ("), "the first list")
+        screen.unreachable(api.ApplianceError("the pipeline server at X does not answer"))
+        assert "does not answer" in status_line(app)
+        screen.action_refresh()
+        await until(pilot, lambda: "does not answer" not in status_line(app), "the line to clear")
+        assert status_line(app).startswith(("u: upload", "u uploads"))  # the hint again
+
+    drive(app, scenario)
