@@ -509,7 +509,8 @@ def model_format_output(tensor: model_client.Tensor) -> str:
 
 def model_metrics(url: str, at: float, *, token: str | None = None) -> model_client.Scrape:
     """One scrape of the server's /metrics: counters per model, stamped with `at` (time.monotonic()).
-    (The gateway routes only /v2/... of a deployed model, so this answers for servers reached directly.)"""
+    For a deployed model, `url` is its gateway path (`model_endpoint`): the gateway passes
+    `/serving/<ns>/<name>/metrics` to its predictor, behind the same token."""
     return model_client.parse_metrics(model_client.scrape(url, token=token), at)
 
 

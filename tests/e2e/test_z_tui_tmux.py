@@ -144,6 +144,9 @@ def test_upload_deploy_and_try_a_model(tui: Tmux, tmp_path: Path) -> None:
         tui.keys("Enter")  # the next field; in the last one, send
     tui.wait_for(r"sum FP32 \[1, 4\] = 2, 4, 6, 8", timeout=60)  # a + b, computed in the cluster
     tui.wait_for(r"product FP32 \[1, 4\] = 1, 4, 9, 16", timeout=10)  # c * d
+    # Request rate and latency of the deployed model, scraped through the gateway with its token.
+    tui.wait_for(r"requests/s \d+\.\d\s+errors/s \d+\.\d", timeout=30)
+    tui.wait_for(r"mean latency (\d+\.\d+ ms|-)\s+total [1-9]", timeout=30)  # "-": no request in the last 2 s
 
 
 def compile_demo(out: Path) -> Path:

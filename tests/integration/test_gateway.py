@@ -30,6 +30,7 @@ import tritonclient.http as httpclient
 from minio import Minio
 from tritonclient.utils import InferenceServerException
 
+from appliance import api
 from appliance.operator import gateway
 from tests import onnx_models
 from tests.conftest import free_port
@@ -215,6 +216,23 @@ def test_oip_rest_client_infers_through_the_gateway(gw: Gateway) -> None:
     expected = onnx_models.four_in_three_out_reference(*[np.full((2, 4), 1.5, dtype=np.float32)] * 4)
     for name, value in expected.items():
         np.testing.assert_allclose(result.as_numpy(name), value, rtol=1e-6)
+
+
+def test_model_metrics_through_the_gateway(gw: Gateway) -> None:
+    """What the models screen does for a deployed model: /metrics under the model's path, with its
+    token, turned into request rate and latency between two scrapes."""
+    base = f"{gw.url}/serving/proj/four"
+    with pytest.raises(api.ApplianceError, match="401"):
+        api.model_metrics(base, 0.0)
+    before = api.model_metrics(base, 0.0, token=TOKEN)
+    meta = api.model_metadata(base, "four", token=TOKEN)
+    tensors = [api.model_parse_input(spec, "1, 2, 3, 4") for spec in meta.inputs]
+    for _ in range(3):
+        api.model_infer(base, "four", tensors, token=TOKEN)
+    after = api.model_metrics(base, 2.0, token=TOKEN)
+    rates = {r.model: r for r in api.model_rates(before, after)}
+    assert rates["four"].requests_per_s >= 1.5  # 3 inferences (and the metadata) in 2 s of scrape time
+    assert rates["four"].mean_latency_ms is not None
 
 
 def test_auth_off_by_annotation(gw: Gateway) -> None:

@@ -242,8 +242,8 @@ class ModelsScreen(ResourceScreen):
                       group="metrics", failed=self.no_metrics)  # fmt: skip
 
     def no_metrics(self, exc: api.ApplianceError) -> None:
-        """A deployed model behind the gateway has no /metrics route: say so instead of numbers."""
-        self.query_one("#rates", Static).update("metrics: not available from this endpoint")
+        """A server without /metrics (or one that stopped answering): say so instead of numbers."""
+        self.query_one("#rates", Static).update(f"metrics: not available ({exc.message})")
 
     def show_rates(self, scrape: api.MetricsScrape) -> None:
         self.scrapes = [*self.scrapes[-1:], scrape]
