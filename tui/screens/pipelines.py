@@ -112,6 +112,7 @@ class PipelinesScreen(ResourceScreen):
     def action_refresh(self) -> None:
         if not self.server_known():
             self.say("Pipelines run on the cluster's pipeline server; no cluster answers yet (:overview installs it)")
+            self.server_problem = True  # replaced by the hint once the server answers
             return
         backends = self.backends
 

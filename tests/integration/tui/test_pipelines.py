@@ -256,12 +256,17 @@ def test_a_bad_upload_a_bad_parameter_and_a_failing_pipeline(
     drive(app, scenario)
 
 
-def test_without_a_cluster_or_server_the_screen_says_what_to_do() -> None:
+def test_without_a_cluster_or_server_the_screen_says_what_to_do(pipeline_server: api.PipelineServer) -> None:
     app = make_app(initial="pipelines")
 
     async def scenario(pilot: Pilot[None]) -> None:
         await until(pilot, lambda: "no cluster answers yet" in status_line(app), "the hint")
         assert not app._notifications  # nothing was called, so nothing failed
+        app.backends.pipelines = pipeline_server  # as when the cluster (and its server) comes up
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen)
+        screen.action_refresh()
+        await until(pilot, lambda: status_line(app).startswith(("u: upload", "u uploads")), "the list's hint")
 
     drive(app, scenario)
 
