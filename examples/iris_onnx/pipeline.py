@@ -324,7 +324,9 @@ def pipeline(
 ) -> float:
     """`deploy_model=false` stops after the export (the model stays in the pipeline root): what runs
     without a cluster (`appliance pipelines run --local`)."""
-    data = ingest(data_uri=data_uri)
+    # Caching is off where a step reads or changes the world outside the pipeline: the CSV may have
+    # changed under the same URI, and a re-run must deploy and test again (the model may be gone).
+    data = ingest(data_uri=data_uri).set_caching_options(False)
     trained = train(dataset=data.outputs["dataset"], min_accuracy=min_accuracy)
     exported = export_onnx(sklearn_model=trained.outputs["model"])
     with dsl.If(deploy_model == True):  # noqa: E712 - kfp builds the condition from `==`
@@ -334,13 +336,13 @@ def pipeline(
             namespace=namespace,
             data_connection=data_connection,
             timeout_seconds=deploy_timeout,
-        )
+        ).set_caching_options(False)
         smoke_test(
             url=served.output,
             model_name=model_name,
             dataset=data.outputs["dataset"],
             sklearn_model=trained.outputs["model"],
-        )
+        ).set_caching_options(False)
     return trained.outputs["Output"]
 
 

@@ -48,8 +48,14 @@ def test_example_compiles_to_ir_our_loader_accepts(example_yaml: Path) -> None:
     params = pipeline.root.input_parameters
     assert {"data_uri", "model_name", "deploy_model", "namespace", "data_connection"} <= set(params)
     assert pipeline.root.dag is not None
-    tasks = set(pipeline.root.dag.tasks)
-    assert {"ingest", "train", "export-onnx", "condition-1"} <= tasks
+    tasks = pipeline.root.dag.tasks
+    assert {"ingest", "train", "export-onnx", "condition-1"} <= set(tasks)
+    # Steps that read or change the world outside the run are never served from the cache: a re-run
+    # reads the CSV again, and deploys and tests again (the model may have been deleted meanwhile).
+    assert not tasks["ingest"].enable_cache and tasks["train"].enable_cache
+    condition = pipeline.component(tasks["condition-1"].component).dag
+    assert condition is not None
+    assert not condition.tasks["deploy"].enable_cache and not condition.tasks["smoke-test"].enable_cache
 
 
 def _upload_csv(s3: minio.Minio) -> None:
