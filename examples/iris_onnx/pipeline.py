@@ -10,8 +10,8 @@ Compile it with any kfp 2.x (the appliance's task runtime has one: `make pipelin
 
 then upload and run it with `appliance pipelines run iris_onnx.yaml` (see examples/README.md).
 
-Every component is a plain `@dsl.component` (the default `python:3.x` image) that names the packages it
-needs in `packages_to_install`, as on any KFP. The appliance's pipeline-runner image carries exactly these
+Every component is a plain `@dsl.component` on `python:3.11` (kfp's default image today) that names the
+packages it needs in `packages_to_install`, as on any KFP. The appliance's pipeline-runner image carries exactly these
 versions (appliance/pipelines/task-requirements.txt), so on a disconnected cluster nothing is installed
 and the tasks start at once; on a KFP with network, kfp's preamble installs them.
 
@@ -24,13 +24,16 @@ from pathlib import Path
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
+# kfp's default image, named so that a newer kfp does not move it: the appliance runs these tasks on its
+# pipeline-runner image (Python 3.11) when the node lacks python:3.11, as on a disconnected site.
+BASE_IMAGE = "python:3.11"
 # The versions of the appliance's task runtime (and of the workbench image).
 ML_PACKAGES = ["numpy==2.4.6", "scikit-learn==1.9.1", "skl2onnx==1.20.0", "onnx==1.23.2"]
 S3_PACKAGES = ["minio==7.2.20"]
 KUBE_PACKAGES = ["kubernetes==30.1.0"]
 
 
-@dsl.component(packages_to_install=S3_PACKAGES)
+@dsl.component(base_image=BASE_IMAGE, packages_to_install=S3_PACKAGES)
 def ingest(data_uri: str, dataset: Output[Dataset]) -> int:
     """Download the CSV at `data_uri` (s3://BUCKET/KEY) from MinIO and check its columns; the row count.
 
@@ -86,7 +89,7 @@ def ingest(data_uri: str, dataset: Output[Dataset]) -> int:
     return len(rows)
 
 
-@dsl.component(packages_to_install=ML_PACKAGES)
+@dsl.component(base_image=BASE_IMAGE, packages_to_install=ML_PACKAGES)
 def train(
     dataset: Input[Dataset],
     model: Output[Model],
@@ -131,7 +134,7 @@ def train(
     return accuracy
 
 
-@dsl.component(packages_to_install=ML_PACKAGES)
+@dsl.component(base_image=BASE_IMAGE, packages_to_install=ML_PACKAGES)
 def export_onnx(sklearn_model: Input[Model], onnx_model: Output[Model]) -> None:
     """Convert the classifier to ONNX (skl2onnx): a directory holding `model.onnx`, as KServe's
     storage initializer and the model server expect under /mnt/models.
@@ -166,7 +169,7 @@ def export_onnx(sklearn_model: Input[Model], onnx_model: Output[Model]) -> None:
     print(f"exported {path} ({os.path.getsize(path)} bytes, opset {opset}) → {onnx_model.uri}")
 
 
-@dsl.component(packages_to_install=KUBE_PACKAGES)
+@dsl.component(base_image=BASE_IMAGE, packages_to_install=KUBE_PACKAGES)
 def deploy(
     onnx_model: Input[Model],
     model_name: str,
@@ -253,7 +256,7 @@ def deploy(
     )
 
 
-@dsl.component(packages_to_install=ML_PACKAGES)
+@dsl.component(base_image=BASE_IMAGE, packages_to_install=ML_PACKAGES)
 def smoke_test(url: str, model_name: str, dataset: Input[Dataset], sklearn_model: Input[Model]) -> str:
     """Send every row of the dataset to the served model (OIP v2 REST `/v2/models/<name>/infer`) and
     compare its labels with scikit-learn's predictions; fail, naming the rows, when any differs."""
