@@ -5,8 +5,9 @@ of `pipelineserver` (pure) every pass, owned by the DataScienceCluster, so a del
 back; the MinIO credentials are copied into the server's data connection Secret; the bearer token is
 made once (never rotated under running clients). The applications namespace also gets the default
 ONNX ServingRuntime, so a pipeline can serve the model it trained where its tasks run (task pods may
-manage InferenceServices there: `pipelineserver.task_cluster_role`). When the component is Removed, the Deployment is
-scaled to 0 and the PVC with the run history is kept (turning it on again finds the history).
+manage InferenceServices there: `pipelineserver.task_cluster_role`). When the component is Removed,
+the Deployment is scaled to 0 and the PVC with the run history is kept (turning it on again finds
+the history).
 `DataSciencePipelinesReady` comes from `health`, registered in `handlers.HEALTH`.
 """
 
