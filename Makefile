@@ -33,8 +33,8 @@ doctor: $(STAMP)
 	$(BIN)/appliance doctor
 
 lint: $(STAMP)
-	$(BIN)/ruff check appliance tui tests benchmarks
-	$(BIN)/ruff format --check appliance tui tests benchmarks
+	$(BIN)/ruff check appliance tui tests benchmarks examples
+	$(BIN)/ruff format --check appliance tui tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

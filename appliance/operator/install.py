@@ -5,8 +5,9 @@ applies them). The operator gets the least rights it needs for what it manages t
 custom resources and their status, namespaces (to find data science projects), Secrets (MinIO
 credentials, data connections, tokens, the gateway's configuration), Services, StatefulSets and
 Deployments (MinIO, workbenches, model servers, the gateway, the pipeline server), and Events; for the
-pipeline server, ServiceAccounts and RoleBindings to the one ClusterRole it may bind
-(`pipelineserver.cluster_role`, installed here, granted to the server in one namespace only).
+pipeline server, ServiceAccounts and RoleBindings to the two ClusterRoles it may bind
+(`pipelineserver.cluster_role` for the server, `task_cluster_role` for its task pods; installed here,
+granted in the applications namespace only).
 """
 
 from __future__ import annotations
@@ -65,14 +66,15 @@ def cluster_role() -> dict[str, Any]:
             # KserveReady: is the model-server image on the node?
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
             # Data science pipelines (`pipelineserver`): the server's ServiceAccount, and a RoleBinding in the
-            # applications namespace to the `ds-pipeline` ClusterRole below — `bind` on that one role only, so
-            # the operator never holds the pod-deleting rights it grants the server (RBAC's escalation rule).
+            # applications namespace to the `ds-pipeline` ClusterRole below, and its task pods' to
+            # `pipeline-runner-ds-pipeline` — `bind` on those two roles only, so the operator never holds the
+            # pod- and InferenceService-deleting rights it grants them (RBAC's escalation rule).
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": read_write},
             {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": read_write},
             {
                 "apiGroups": ["rbac.authorization.k8s.io"],
                 "resources": ["clusterroles"],
-                "resourceNames": [pipelineserver.NAME],
+                "resourceNames": [pipelineserver.NAME, pipelineserver.TASK_ACCOUNT],
                 "verbs": ["bind"],
             },
             # kopf watches CRDs to notice resources appearing; read-only.
@@ -168,6 +170,7 @@ def operator_manifests(
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
         },
         pipelineserver.cluster_role(),
+        pipelineserver.task_cluster_role(),
         deployment,
     ]
 

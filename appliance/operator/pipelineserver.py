@@ -17,8 +17,12 @@ image) in the applications namespace, with MinIO as object storage (bucket `pipe
   delete (one pod per task attempt, deleted after, and those of interrupted runs on restart);
   pods/log: get (the launcher's result and the task log); events: list (an image missing on the
   node). Nothing cluster-wide: which images the node has is learnt by trying
-  (`appliance.pipelines.kube`). Task pods run under the namespace's `default` ServiceAccount, with
-  no API rights.
+  (`appliance.pipelines.kube`).
+- Task pods run under their own ServiceAccount, `pipeline-runner-ds-pipeline` (upstream DSPA's
+  `pipeline-runner-<name>`), bound in the applications namespace only to the ClusterRole of that name
+  (`task_cluster_role`): InferenceServices get/create/patch/delete — what a pipeline that deploys its
+  model needs (examples/iris_onnx) — and nothing else: no Secrets (the object-store credentials come
+  through `envFrom`; the in-cluster model URL needs no token), no pods.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ PORT = 8888
 PVC = "ds-pipeline-db"
 S3_SECRET = "ds-pipeline-s3"
 TOKEN_SECRET = "ds-pipeline-token"
+TASK_ACCOUNT = f"pipeline-runner-{NAME}"  # upstream's task ServiceAccount name for a DSPA called ds-pipeline
 BUCKET = "pipelines"
 DEFAULT_IMAGE = "localhost/odh-appliance/pipeline-runner:latest"
 IMAGE_ENV = "ODH_OPERATOR_PIPELINE_RUNNER_IMAGE"
@@ -92,18 +97,39 @@ def cluster_role() -> dict[str, Any]:
     }
 
 
+def task_cluster_role() -> dict[str, Any]:
+    """What task pods may do: manage InferenceServices (a pipeline deploys its model); granted per
+    namespace by `rbac`'s RoleBinding only."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": TASK_ACCOUNT, "labels": dict(LABELS)},
+        "rules": [
+            {
+                "apiGroups": ["serving.kserve.io"],
+                "resources": ["inferenceservices"],
+                "verbs": ["get", "create", "patch", "delete"],
+            },
+        ],
+    }
+
+
 def rbac(namespace: str) -> list[dict[str, Any]]:
+    """The server's and the task pods' ServiceAccounts, each bound in `namespace` only to its ClusterRole."""
     meta = {"namespace": namespace, "labels": dict(LABELS)}
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, **meta}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": NAME, **meta},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
-        },
-    ]
+    out: list[dict[str, Any]] = []
+    for account in (NAME, TASK_ACCOUNT):
+        out.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, **meta}})
+        out.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": account, **meta},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            }
+        )
+    return out
 
 
 def objects(
@@ -128,6 +154,7 @@ def objects(
         "python", "-m", "appliance.pipelines.server", "--host", "0.0.0.0", "--port", str(PORT),
         "--data-dir", DATA_DIR, "--pipeline-root", f"s3://{BUCKET}", "--backend", "kube",
         "--namespace", namespace, "--runner-image", image, "--credentials-secret", S3_SECRET,
+        "--task-service-account", TASK_ACCOUNT,
     ]  # fmt: skip
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "timeoutSeconds": 3}
     deployment = {

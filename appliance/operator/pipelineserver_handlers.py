@@ -3,8 +3,11 @@
 Imported by `__main__` (registering on import). A timer on the DataScienceCluster applies the objects
 of `pipelineserver` (pure) every pass, owned by the DataScienceCluster, so a deleted object comes
 back; the MinIO credentials are copied into the server's data connection Secret; the bearer token is
-made once (never rotated under running clients). When the component is Removed, the Deployment is
-scaled to 0 and the PVC with the run history is kept (turning it on again finds the history).
+made once (never rotated under running clients). The applications namespace also gets the default
+ONNX ServingRuntime, so a pipeline can serve the model it trained where its tasks run (task pods may
+manage InferenceServices there: `pipelineserver.task_cluster_role`). When the component is Removed,
+the Deployment is scaled to 0 and the PVC with the run history is kept (turning it on again finds
+the history).
 `DataSciencePipelinesReady` comes from `health`, registered in `handlers.HEALTH`.
 """
 
@@ -18,7 +21,16 @@ from typing import Any
 import kopf
 
 from appliance import errors
-from appliance.operator import components, gateway_handlers, handlers, initialization, kube, minio, pipelineserver
+from appliance.operator import (
+    components,
+    gateway_handlers,
+    handlers,
+    inference_handlers,
+    initialization,
+    kube,
+    minio,
+    pipelineserver,
+)
 
 COMPONENT = "datasciencepipelines"
 
@@ -71,6 +83,9 @@ def reconcile_pipeline_server(body: kopf.Body, logger: kopf.Logger, **_: Any) ->
         created = ensure_token(api, namespace, dsc)
         objects = [pipelineserver.s3_secret(namespace, credentials), *pipelineserver.objects(namespace, image())]
         api.apply(handlers.owned(obj, dsc) for obj in objects)
+        # A pipeline deploys its model where its tasks run (examples/iris_onnx): the ONNX runtime a data
+        # science project gets, made once and never overwritten (as there).
+        inference_handlers.ensure_runtime(api, namespace)
         if created:
             logger.info(f"pipeline server token created in Secret {namespace}/{pipelineserver.TOKEN_SECRET}")
             gateway_handlers.reconcile_now(logger)  # route /ds-pipeline/ now, not at the next platform pass

@@ -12,22 +12,44 @@ def test_the_server_may_only_manage_pods_in_its_own_namespace() -> None:
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
-    account, binding = pipelineserver.rbac("odh")
+    account, binding, *_ = pipelineserver.rbac("odh")
     assert account["kind"] == "ServiceAccount" and account["metadata"]["namespace"] == "odh"
     assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "odh"  # not cluster-wide
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ds-pipeline"}
-    # The operator may bind exactly that role, and holds no pod-deleting rights itself.
+    # The operator may bind exactly that role (and the task pods'), and holds no deleting rights itself.
     rules = install.cluster_role()["rules"]
     assert {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
-            "resourceNames": ["ds-pipeline"], "verbs": ["bind"]} in rules  # fmt: skip
+            "resourceNames": ["ds-pipeline", "pipeline-runner-ds-pipeline"], "verbs": ["bind"]} in rules  # fmt: skip
     assert not any("delete" in r["verbs"] for r in rules)
     assert install.operator_manifests("op:1", "minio:1")[4] == role
+
+
+def test_task_pods_may_only_manage_inference_services_in_the_servers_namespace() -> None:
+    role = pipelineserver.task_cluster_role()
+    assert role["metadata"]["name"] == "pipeline-runner-ds-pipeline"
+    assert role["rules"] == [  # no Secrets (credentials come by envFrom), no pods, nothing cluster-wide
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+         "verbs": ["get", "create", "patch", "delete"]},
+    ]  # fmt: skip
+    _, _, account, binding = pipelineserver.rbac("odh")
+    assert account["kind"] == "ServiceAccount" and account["metadata"] == {
+        "name": "pipeline-runner-ds-pipeline", "namespace": "odh", "labels": pipelineserver.LABELS
+    }  # fmt: skip
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "odh"
+    assert binding["roleRef"]["name"] == "pipeline-runner-ds-pipeline"
+    (subject,) = binding["subjects"]
+    assert subject == {"kind": "ServiceAccount", "name": "pipeline-runner-ds-pipeline", "namespace": "odh"}
+    assert install.operator_manifests("op:1", "minio:1")[5] == role
+    # The server starts task pods under that account.
+    command = pipelineserver.objects("odh")[-1]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--task-service-account") + 1] == "pipeline-runner-ds-pipeline"
 
 
 def test_deployment_runs_the_server_on_the_pvc_with_the_token_and_minio() -> None:
     docs = pipelineserver.objects("odh", "localhost/odh-appliance/pipeline-runner:abc")
     assert [d["kind"] for d in docs] == [
-        "ServiceAccount", "RoleBinding", "PersistentVolumeClaim", "Service", "Deployment"
+        "ServiceAccount", "RoleBinding", "ServiceAccount", "RoleBinding", "PersistentVolumeClaim", "Service",
+        "Deployment",
     ]  # fmt: skip
     deployment = docs[-1]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # one SQLite writer

@@ -137,7 +137,8 @@ def test_dsci_status_progressing_ready_and_invalid() -> None:
 def test_install_manifests_least_rights_and_no_pulls() -> None:
     docs = install.operator_manifests("localhost/odh-appliance/operator:abc", "localhost/odh-appliance/minio:def")
     kinds = [d["kind"] for d in docs]
-    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "Deployment"]
+    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ClusterRole", "ClusterRole",
+                     "Deployment"]  # fmt: skip
     role = docs[2]
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     assert "delete" not in verbs and "*" not in verbs
