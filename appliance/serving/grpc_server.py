@@ -41,6 +41,10 @@ log = logging.getLogger("appliance.serving.grpc")
 _LITTLE_ENDIAN = sys.byteorder == "little"
 SERVICE = "/inference.GRPCInferenceService/"
 BATCH = 64  # calls taken from the front at once
+# Rust (tokio) threads doing HTTP/2 for the front. One: Python's dispatch thread is the bottleneck
+# long before one of them is, and with the library's default of 2 a call hops between more threads;
+# alternating runs on 2 cores measured less server CPU per call with 1 (docs/benchmarks.md).
+IO_THREADS = 1
 POLL_MS = 200  # how often an idle dispatch thread looks whether it should stop
 
 
@@ -187,6 +191,7 @@ class GrpcServer:
             self.front = NativeGrpcFront(
                 address,
                 [(SERVICE + name, False) for name, *_ in self._methods],
+                io_threads=IO_THREADS,
                 reuse_port=reuse_port,
                 keepalive_permit_without_calls=False,  # grpc-core's default for servers
             )
