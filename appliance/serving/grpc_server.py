@@ -230,12 +230,16 @@ class GrpcServer:
                 for kind, call_id, method_id, payload, _ in events:
                     if kind != EVENT_CALL or payload is None:
                         continue  # a cancel: the answer, if any, goes nowhere
-                    if stopping:
-                        front.fail(call_id, errors.GRPC_CODES["UNAVAILABLE"], "the server is shutting down")
-                    elif method_id == infer:
-                        self._infer(call_id, payload)
-                    else:
-                        self._call(call_id, method_id, payload, infer)
+                    try:
+                        if stopping:
+                            front.fail(call_id, errors.GRPC_CODES["UNAVAILABLE"], "the server is shutting down")
+                        elif method_id == infer:
+                            self._infer(call_id, payload)
+                        else:
+                            self._call(call_id, method_id, payload, infer)
+                    except Exception as exc:  # a bug: answer it and keep the thread serving
+                        log.error("bug in gRPC dispatch", exc_info=exc)
+                        front.fail(call_id, errors.GRPC_CODES["INTERNAL"], f"internal error: {type(exc).__name__}")
                 if stopping:
                     deadline = deadline or time.monotonic() + self._grace
                     if not self._pending or time.monotonic() > deadline:
