@@ -12,14 +12,17 @@ Usage: python grpc_fast_path_checks.py MODELS_DIR (prints one line per check; ex
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 from google.protobuf import message as pb_message
 
-from appliance.serving import dataplane, errors, grpc_server, grpc_wire, model, repository
+from appliance.serving import dataplane, errors, grpc_server, grpc_wire, metrics, model, repository
 from appliance.serving.proto import grpc_predict_v2_pb2 as pb
+from appliance.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 MAX = 1000
 
@@ -186,6 +189,40 @@ def check_wire_reply(four: model.OnnxModel) -> None:
         assert pb.ModelInferResponse.FromString(reply) == grpc_server.raw_response(four, request_id, results)
 
 
+def check_slow_model_goes_through_the_pool(models: Path) -> None:
+    """A model slower than dataplane.INLINE_RUN_SECONDS runs in the gRPC server's pool: the reply is the
+    same, and health calls answer while it runs (the dispatch thread is free)."""
+    repo = repository.Repository(models)
+    repo.load_all()
+    plane = dataplane.DataPlane(repo, metrics.Metrics(), max_elements=MAX)
+    four = repo.get("four")
+    server = grpc_server.GrpcServer(plane, "127.0.0.1", 0, max_message_bytes=1 << 20, reuse_port=False)
+    server.start()
+    real_run = four.run
+    started, release = threading.Event(), threading.Event()
+
+    def slow_run(feeds: Any, names: Any) -> list[np.ndarray]:
+        started.set()
+        release.wait(10)
+        return real_run(feeds, names)
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            request = _pb_request()
+            inline = stub.ModelInfer(request, timeout=10)
+            four.mean_run_seconds = 1.0  # slow from now on
+            four.run = slow_run  # type: ignore[method-assign]
+            pending = stub.ModelInfer.future(request, timeout=10)
+            assert started.wait(10), "the slow inference never started"
+            assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live, "health did not answer meanwhile"
+            release.set()
+            assert pending.result() == inline
+    finally:
+        release.set()
+        server.stop(1.0)
+
+
 def main(models: Path) -> int:
     four = repository.Repository(models).load("four")
     failures = 0
@@ -208,6 +245,7 @@ def main(models: Path) -> int:
         ("the fast reply is the general reply", lambda: check_fast_reply(four)),
         ("the wire reply parses to the fast reply", lambda: check_wire_reply(four)),
         ("random byte changes: the wire path takes only what the parsed path accepts", None),
+        ("a slow model runs in the pool while health answers", lambda: check_slow_model_goes_through_the_pool(models)),
     ]
     for what, check in more:
         try:
