@@ -3,8 +3,10 @@
 `rest` and `grpc_server` decode their wire formats into the request types here (with `tensors`),
 call `DataPlane`, and encode what it returns; everything that must behave the same on both
 transports — validation against the model's signature, choosing outputs, running the model —
-happens here once. Fast models run inline on the event loop (a thread hop costs more than they
-do); slow ones move to a thread so health probes keep answering.
+happens here once. Fast models run inline on the transport's thread (REST: the event loop; gRPC: its
+dispatch thread), because a thread hop costs more than they do; slow ones move to another thread so
+health probes keep answering. `OnnxModel.run` may be called from several threads at once (ONNX
+Runtime's `InferenceSession.run` is thread-safe).
 """
 
 from __future__ import annotations
@@ -153,19 +155,37 @@ class DataPlane:
         self.repository.unload(name)
 
     # inference
+    @staticmethod
+    def runs_inline(m: model.OnnxModel) -> bool:
+        """Whether `m` is fast enough to run on the transport's own thread (else it moves to another)."""
+        return m.mean_run_seconds < INLINE_RUN_SECONDS
+
     async def run(self, m: model.OnnxModel, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
         """Run validated feeds: inline when the model is fast, else in a thread."""
-        if m.mean_run_seconds < INLINE_RUN_SECONDS:
+        if self.runs_inline(m):
             return m.run(feeds, names)
         return await asyncio.get_running_loop().run_in_executor(None, m.run, feeds, names)
 
-    async def infer(self, m: model.OnnxModel, request: InferRequest) -> InferResponse:
+    @staticmethod
+    def prepare(m: model.OnnxModel, request: InferRequest) -> tuple[dict[str, np.ndarray], list[str], list[bool]]:
+        """The checked feeds, the output names to compute and, for each, whether REST sends it binary."""
         feeds = validate(m, request.inputs)
         names, binary = choose_outputs(m, request)
-        results = await self.run(m, feeds, names)
+        return feeds, names, binary
+
+    @staticmethod
+    def response(
+        m: model.OnnxModel, request: InferRequest, names: list[str], binary: list[bool], results: list[np.ndarray]
+    ) -> InferResponse:
         specs = m.output_by_name
         outputs = [
             OutputTensor(name, specs[name].datatype, arr.shape, arr, bin_)
             for name, arr, bin_ in zip(names, results, binary, strict=True)
         ]
         return InferResponse(m.name, m.version, request.id, outputs)
+
+    async def infer(self, m: model.OnnxModel, request: InferRequest) -> InferResponse:
+        """`prepare`, `run` and `response` in one, for a transport on the event loop (REST)."""
+        feeds, names, binary = self.prepare(m, request)
+        results = await self.run(m, feeds, names)
+        return self.response(m, request, names, binary, results)

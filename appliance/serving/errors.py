@@ -88,6 +88,14 @@ STATUS: dict[type[ServingError], Status] = {
 
 INTERNAL = Status(500, "INTERNAL")
 
+# gRPC's status codes by name, as numbers on the wire (grpc.StatusCode's, without importing grpcio).
+GRPC_CODES = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+    "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
+    "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}  # fmt: skip
+
 
 def status_of(exc: BaseException) -> Status:
     """The HTTP status and gRPC code for any exception; anything that is not a ServingError is a bug (500)."""

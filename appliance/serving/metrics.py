@@ -9,7 +9,9 @@ Requests and latency are counted on every request, so in one process they are pl
 updates (a fraction of a microsecond) that a collector turns into the same `model_server_requests`
 and `model_server_inference_duration_seconds` families at scrape time; prometheus_client's own
 counter and histogram take a lock and walk the buckets in Python on every call (about 2 µs a
-request). Both are only updated from the event loop's thread (REST and gRPC handlers run there).
+request). REST updates them from the event loop's thread, gRPC from its own threads under its own
+lock (`grpc_server`); every key includes the protocol, so the two never update the same entry, and
+a single dict operation is atomic under the GIL.
 With several processes the numbers must reach the other workers' scrapes at once, so they go
 through prometheus_client's shared-file values instead.
 """

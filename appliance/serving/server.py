@@ -129,12 +129,11 @@ async def _serve_async(
     grpc = None
     grpc_address = None
     if options.grpc_port is not None:
-        if not reuse_port:  # a clear error for a busy port, before grpc logs its own
-            _probe_port(options.host, options.grpc_port, "gRPC", "--grpc-port")
-        grpc = grpc_server.build(plane, max_message_bytes=options.max_body_bytes, reuse_port=reuse_port)
-        grpc_port = grpc_server.bind(grpc, options.host, options.grpc_port)
-        grpc_address = _address(options.host, grpc_port)
-        await grpc.start()
+        grpc = grpc_server.GrpcServer(
+            plane, options.host, options.grpc_port, max_message_bytes=options.max_body_bytes, reuse_port=reuse_port
+        )
+        grpc_address = _address(options.host, grpc.port)
+        grpc.start()
 
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,8 +161,8 @@ async def _serve_async(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         http.should_exit = True
-        if grpc is not None:
-            await grpc.stop(grace=2)
+        if grpc is not None:  # in a thread, so that REST drains meanwhile
+            await loop.run_in_executor(None, grpc.stop, 2.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(http_task, timeout=10)
         sock.close()

@@ -19,6 +19,7 @@ are printed as a Markdown table and written to benchmarks/results/serving-<time>
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -161,9 +162,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120, bod
 
 
 @contextmanager
-def process(argv: list[str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], log: Path, cwd: Path | None = None, pythonpath: Path = REPO
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
     try:
         yield proc
@@ -268,6 +271,8 @@ def machine_facts() -> dict[str, object]:
         "cpu": cpu,
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
+        "pygrpc-native": importlib.metadata.version("pygrpc-native"),  # our gRPC transport
+        "grpcio": grpc.__version__,  # the floor server and the checking client
         "loadavg_before": os.getloadavg(),
     }
 

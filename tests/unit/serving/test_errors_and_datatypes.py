@@ -28,6 +28,10 @@ def test_rows_are_valid_http_and_grpc_codes(cls: type[errors.ServingError]) -> N
     assert grpc.StatusCode[status.grpc] is not grpc.StatusCode.OK
 
 
+def test_grpc_codes_are_grpcs_numbers() -> None:
+    assert {code.name: code.value[0] for code in grpc.StatusCode} == errors.GRPC_CODES
+
+
 def test_request_faults_are_4xx_and_ours_are_5xx() -> None:
     for cls in (errors.InvalidInput, errors.PayloadTooLarge, errors.RequestTimeout, errors.ModelNotFound):
         assert 400 <= errors.status_of(cls("x")).http < 500
