@@ -7,10 +7,13 @@ user's, so nothing is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,3 +125,53 @@ def finish_pod(cluster: k8s.Cluster, name: str, namespace: str, timeout: float =
     cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
     assert phase == "Succeeded", f"pod {name} {phase}: {log}"
     return log
+
+
+@contextlib.contextmanager
+def port_forward(cluster: k8s.Cluster, namespace: str, pod: str, port: int) -> Iterator[int]:
+    """`kubectl port-forward` done with the Kubernetes client: a port on 127.0.0.1 (yielded) whose
+    connections reach `port` of the pod through the API server, each over its own websocket. For
+    clients that run on this host but must talk to a pod directly (no gateway in between)."""
+    from kubernetes.stream import portforward  # noqa: PLC0415
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def relay(conn: socket.socket) -> None:
+        forward = portforward(cluster.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        remote = forward.socket(port)
+        remote.setblocking(True)
+        ends = {conn: remote, remote: conn}
+        try:
+            while not stop.is_set():
+                readable, _, _ = select.select(list(ends), [], [], 0.5)
+                for end in readable:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    ends[end].sendall(data)
+        except OSError:
+            return
+        finally:
+            conn.close()
+            forward.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=relay, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        acceptor.join(2)
+        listener.close()
