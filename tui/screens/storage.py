@@ -117,10 +117,14 @@ class StorageScreen(ResourceScreen):
         if bucket is None:
             return
         self.call_api(
-            lambda: api.storage_objects(backends.storage_target(), bucket), self.show_objects, group="objects"
+            lambda: api.storage_objects(backends.storage_target(), bucket),
+            lambda objects: self.show_objects(objects, bucket),
+            group="objects",
         )
 
-    def show_objects(self, objects: list[api.StorageObject]) -> None:
+    def show_objects(self, objects: list[api.StorageObject], bucket: str | None = None) -> None:
+        if bucket is not None and bucket != self.bucket:
+            return  # the answer for a bucket chosen before (worker threads finish in any order)
         self.objects = {o.key: o for o in objects}
         table = self.objects_table
         table.title = f"{self.bucket} ({len(objects)} objects)"
