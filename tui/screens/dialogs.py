@@ -80,7 +80,31 @@ class Field:
     options: Sequence[str] = ()
 
 
-class FormDialog(ModalScreen[dict[str, str] | None]):
+class FormScreen(ModalScreen[dict[str, str] | None]):
+    """What every form does: enter in the last input or the `ok` button submits `values()`; enter in
+    another input moves on; esc or any other button cancels (None)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def values(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        inputs = list(self.query(Input))
+        if event.input is inputs[-1]:
+            self.dismiss(self.values())
+        else:
+            self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.values() if event.button.id == "ok" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class FormDialog(FormScreen):
     """Labelled fields; enter in the last field or OK submits, esc cancels."""
 
     DEFAULT_CSS = (
@@ -90,7 +114,6 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     FormDialog Static#title { text-style: bold; }
     """
     )
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, fields: Sequence[Field], *, ok: str = "OK") -> None:
         super().__init__()
@@ -117,20 +140,6 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             value = widget.value if isinstance(widget, Input | Select) else ""
             result[f.name] = "" if value is Select.BLANK else str(value).strip()
         return result
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        inputs = list(self.query(Input))
-        if event.input is inputs[-1]:
-            self.dismiss(self.values())
-        else:
-            self.focus_next()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.values() if event.button.id == "ok" else None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class TextViewer(ModalScreen[None]):

@@ -18,13 +18,12 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from appliance import api
 from tui.screens.base import ResourceScreen
-from tui.screens.dialogs import DIALOG_CSS, Field, FormDialog, TextViewer
+from tui.screens.dialogs import DIALOG_CSS, Field, FormDialog, FormScreen, TextViewer
 from tui.widgets.resource_table import ResourceTable
 
 POLL_INTERVAL = 1.0
@@ -75,7 +74,7 @@ def run_summary(run: dict[str, Any], now: float | None = None) -> str:
     return f"{head}\nparameters: {params or '(defaults)'}"
 
 
-class RunDialog(ModalScreen[dict[str, str] | None]):
+class RunDialog(FormScreen):
     """The run form: one compact field per declared input parameter, labelled with its type and
     default (the default filled in); enter in the last field or Run starts it, esc cancels. Empty
     fields are left out, so the pipeline's defaults apply."""
@@ -90,7 +89,6 @@ class RunDialog(ModalScreen[dict[str, str] | None]):
     RunDialog Label.param { margin-top: 1; }
     """
     )
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, pipeline: str, parameters: Sequence[api.PipelineParameter]) -> None:
         super().__init__()
@@ -115,20 +113,6 @@ class RunDialog(ModalScreen[dict[str, str] | None]):
 
     def values(self) -> dict[str, str]:
         return {p.name: self.query_one(f"#param-{p.name}", Input).value.strip() for p in self.parameters}
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        inputs = list(self.query(Input))
-        if event.input is inputs[-1]:
-            self.dismiss(self.values())
-        else:
-            self.focus_next()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.values() if event.button.id == "ok" else None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class RunScreen(ResourceScreen):
