@@ -96,20 +96,11 @@ def raw_feeds(
         if expected is None or name in feeds:
             return None
         datatype, rank, fixed, dtype = expected
+        if tensor.datatype != datatype:
+            return None
         shape = list(tensor.shape)
-        if tensor.datatype != datatype or len(shape) != rank or rank > tensors.MAX_RANK:
-            return None
-        count = 1
-        for d in shape:
-            if d < 0:
-                return None
-            count *= d
-        if count > max_elements:
-            return None
-        for axis, size in fixed:
-            if shape[axis] != size:
-                return None
-        if len(data) != count * dtype.itemsize:
+        count = tensors.plain_count(shape, rank, fixed, max_elements)
+        if count is None or len(data) != count * dtype.itemsize:
             return None
         feeds[name] = np.frombuffer(data, dtype).reshape(shape)
     return feeds

@@ -326,20 +326,11 @@ def float_feeds(
             return None
         datatype, rank, fixed, dtype = expected
         shape, data = item.get("shape"), item.get("data")
-        if item.get("datatype") != datatype or type(shape) is not list or len(shape) != rank or type(data) is not list:
+        if item.get("datatype") != datatype or type(data) is not list:
             return None
-        if rank > tensors.MAX_RANK:
+        count = tensors.plain_count(shape, rank, fixed, max_elements)
+        if count is None:
             return None
-        count = 1
-        for d in shape:
-            if type(d) is not int or d < 0:
-                return None
-            count *= d
-        if count > max_elements:
-            return None
-        for axis, size in fixed:
-            if shape[axis] != size:
-                return None
         try:
             parsed = np.array(data)
             if parsed.dtype.kind != "f" or parsed.size != count:

@@ -25,6 +25,26 @@ MAX_RANK = 32
 OVERFLOW: Literal["raise"] = "raise"
 _LEN = struct.Struct("<I")
 
+
+def plain_count(shape: object, rank: int, fixed: Sequence[tuple[int, int]], max_elements: int) -> int | None:
+    """The element count of a fast-path input's shape (`rest.float_feeds`, `grpc_server.raw_feeds`):
+    a list of `rank` non-negative ints, rank at most MAX_RANK, the model's size on every `fixed`
+    (axis, size), at most `max_elements` elements. None for anything else: the general path answers it."""
+    if type(shape) is not list or len(shape) != rank or rank > MAX_RANK:
+        return None
+    count = 1
+    for d in shape:
+        if type(d) is not int or d < 0:
+            return None
+        count *= d
+    if count > max_elements:
+        return None
+    for axis, size in fixed:
+        if shape[axis] != size:
+            return None
+    return count
+
+
 Array = np.ndarray
 
 
