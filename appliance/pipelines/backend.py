@@ -31,6 +31,28 @@ class TaskRequest:
     context: dict[str, str]  # what {{$.pipeline_job_name}}-style placeholders stand for
 
 
+def launcher_spec(
+    request: TaskRequest, *, mount_root: str, workdir: str, allow_pip: bool, timeout: float
+) -> dict[str, Any]:
+    """The launcher's task JSON (`python -m appliance.pipelines`) for one attempt: what both backends
+    write; where the attempt runs decides `mount_root` and `workdir` (and the local backend adds the
+    result and log files)."""
+    return {
+        "task": request.task_id,
+        "executor_input": request.executor_input,
+        "command": list(request.executor.command),
+        "args": list(request.executor.args),
+        "env": dict(request.executor.env),
+        "output_types": request.output_types,
+        "pipeline_root": request.pipeline_root,
+        "mount_root": mount_root,
+        "workdir": workdir,
+        "context": request.context,
+        "allow_pip": allow_pip,
+        "timeout": timeout,
+    }
+
+
 @dataclass
 class TaskResult:
     exit_code: int  # the component's; launcher failures 200, timeouts 124

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from appliance.pipelines import errors
+from appliance.pipelines import errors, executor_input
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -60,16 +60,6 @@ def _to_int(value: Any) -> int:
     return int(value)
 
 
-def _to_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
-
-
 def _to_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() == "true"
@@ -83,7 +73,7 @@ def _parse_json(value: Any) -> Any:
 FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "int": _to_int,
     "double": float,
-    "string": _to_string,
+    "string": executor_input.format_parameter,
     "bool": _to_bool,
     "size": len,
     "parseJson": _parse_json,

@@ -129,20 +129,9 @@ class KubeSettings:
 
 def task_spec(request: backend.TaskRequest, settings: KubeSettings) -> dict[str, Any]:
     """The launcher's task JSON for one attempt in a pod (no result file: the result goes to stdout)."""
-    return {
-        "task": request.task_id,
-        "executor_input": request.executor_input,
-        "command": list(request.executor.command),
-        "args": list(request.executor.args),
-        "env": dict(request.executor.env),
-        "output_types": request.output_types,
-        "pipeline_root": request.pipeline_root,
-        "mount_root": "/",
-        "workdir": WORKDIR,
-        "context": request.context,
-        "allow_pip": settings.allow_pip,
-        "timeout": settings.task_timeout,
-    }
+    return backend.launcher_spec(
+        request, mount_root="/", workdir=WORKDIR, allow_pip=settings.allow_pip, timeout=settings.task_timeout
+    )
 
 
 def pod_manifest(request: backend.TaskRequest, settings: KubeSettings, image: str) -> dict[str, Any]:

@@ -224,22 +224,14 @@ class LocalBackend:
         directory = self._attempt_dir(request.run_id, request.task_id, request.attempt)
         directory.mkdir(parents=True, exist_ok=True)
         remote = store.is_remote(request.pipeline_root)
-        spec = {
-            "task": request.task_id,
-            "executor_input": request.executor_input,
-            "command": list(request.executor.command),
-            "args": list(request.executor.args),
-            "env": dict(request.executor.env),
-            "output_types": request.output_types,
-            "pipeline_root": request.pipeline_root,
-            "mount_root": str(self.workdir / request.run_id / "mnt") if remote else "/",
-            "workdir": str(directory / "work"),
-            "context": request.context,
-            "result_file": str(directory / "result.json"),
-            "log_file": str(directory / "task.log"),
-            "allow_pip": self.settings.allow_pip,
-            "timeout": self.settings.task_timeout,
-        }
+        spec = backend.launcher_spec(
+            request,
+            mount_root=str(self.workdir / request.run_id / "mnt") if remote else "/",
+            workdir=str(directory / "work"),
+            allow_pip=self.settings.allow_pip,
+            timeout=self.settings.task_timeout,
+        )
+        spec |= {"result_file": str(directory / "result.json"), "log_file": str(directory / "task.log")}
         task_file = directory / "task.json"
         task_file.write_text(json.dumps(spec))
         log = directory / "task.log"
